@@ -1,0 +1,49 @@
+# Every target creates the virtual environment on first use, from the lock file.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test lint typecheck check migrate bench clean lock
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/dev.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+## Start the API on http://$(HOST):$(PORT) (SQLite ./catalog.db unless DATABASE_URL is set).
+run: $(STAMP)
+	$(BIN)/catalog db upgrade
+	$(BIN)/catalog serve --host $(HOST) --port $(PORT)
+
+migrate: $(STAMP)
+	$(BIN)/catalog db upgrade
+
+## The whole suite, on SQLite and PostgreSQL (TEST_POSTGRES_URL, default the local server).
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: test lint typecheck
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## Re-resolve pinned versions after editing pyproject.toml dependencies.
+lock:
+	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip compile pyproject.toml --extra dev \
+		--python-version 3.11 -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Catalog: users, their items and tags over HTTP."""

@@ -1,0 +1,119 @@
+"""Request dependencies: sessions (unit of work), the settings, the current user, paging.
+
+Sessions use `scope="function"`: their exit code (commit, close) runs when the endpoint
+returns and *before* the response is sent, so a failed commit can never follow a 2xx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.config import Settings
+from catalog.db.session import Database
+from catalog.errors import AuthenticationError, PermissionDeniedError
+from catalog.models import User
+from catalog.security import decode_access_token
+from catalog.services.users import ensure_active
+
+MAX_PAGE_SIZE = 100
+
+
+def get_database(request: Request) -> Database:
+    """The app's database (engines and session factories)."""
+    database: Database = request.app.state.database
+    return database
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_async_db(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """A write session: one transaction, committed before the response is sent."""
+    async with database.unit_of_work() as session:
+        yield session
+
+
+async def get_read_db(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """A read session on an autocommit connection: no BEGIN/ROLLBACK round trips."""
+    async with database.read_only() as session:
+        yield session
+
+
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_db, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
+
+
+async def _authenticated(session: AsyncSession, settings: Settings, token: str | None) -> User:
+    user_id = decode_access_token(token, settings.signing_key()) if token else None
+    user = await session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        raise AuthenticationError("Could not validate credentials")
+    return ensure_active(user)
+
+
+async def get_current_user(
+    session: AsyncSessionDep, settings: SettingsDep, token: TokenDep
+) -> User:
+    """The active user the bearer token names, looked up in the request's write session."""
+    return await _authenticated(session, settings, token)
+
+
+async def get_current_user_read_only(
+    session: ReadSessionDep, settings: SettingsDep, token: TokenDep
+) -> User:
+    """As `get_current_user`, for endpoints that only read."""
+    return await _authenticated(session, settings, token)
+
+
+def _superuser(user: User) -> User:
+    if not user.is_superuser:
+        raise PermissionDeniedError("Not enough permissions")
+    return user
+
+
+async def get_current_superuser(user: Annotated[User, Depends(get_current_user)]) -> User:
+    """The current user, who must be a superuser (403 otherwise)."""
+    return _superuser(user)
+
+
+async def get_current_superuser_read_only(
+    user: Annotated[User, Depends(get_current_user_read_only)],
+) -> User:
+    """As `get_current_superuser`, for endpoints that only read."""
+    return _superuser(user)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUserReadOnly = Annotated[User, Depends(get_current_user_read_only)]
+CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
+CurrentSuperuserReadOnly = Annotated[User, Depends(get_current_superuser_read_only)]
+
+
+class Page:
+    """Offset pagination parameters shared by every list endpoint."""
+
+    def __init__(
+        self,
+        skip: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
+    ) -> None:
+        self.skip = skip
+        self.limit = limit
+
+
+PageDep = Annotated[Page, Depends()]

@@ -1,0 +1,40 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.responses import Response
+
+from catalog.api.deps import DatabaseDep
+from catalog.api.responses import json_response
+from catalog.schemas import Health
+
+router = APIRouter(tags=["health"])
+logger = logging.getLogger("catalog.api")
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Response:
+    """The process is up (does not touch the database)."""
+    return json_response({"status": "ok"})
+
+
+@router.get(
+    "/health/ready",
+    response_model=Health,
+    responses={503: {"description": "The database does not answer"}},
+)
+async def ready(database: DatabaseDep) -> Response:
+    """The database answers a trivial query within a short timeout."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), database.read_only() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as error:  # any failure means "not ready", never a 500
+        logger.warning("readiness check failed: %s", error)
+        return json_response({"detail": "Database unavailable"}, status_code=503)
+    return json_response({"status": "ok"})

@@ -1,0 +1,74 @@
+"""Items: public reads; writes by the owner or a superuser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+from starlette.responses import Response
+
+from catalog.api.deps import AsyncSessionDep, CurrentUser, PageDep, ReadSessionDep
+from catalog.api.responses import json_response, no_content
+from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
+from catalog.services import items
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Item not found"}}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "Not the owner, or inactive"},
+    **_NOT_FOUND,
+}
+
+
+@router.get("", response_model=list[ItemRead])
+async def list_items(session: ReadSessionDep, page: PageDep) -> Response:
+    """Items (active or not), ordered by id."""
+    return json_response(await items.list_items(session, skip=page.skip, limit=page.limit))
+
+
+@router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)
+async def create_item(data: ItemCreate, user: CurrentUser, session: AsyncSessionDep) -> Response:
+    """Create an item owned by the caller; unknown tag names are created."""
+    return json_response(await items.create_item(session, user, data), status_code=201)
+
+
+@router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)
+async def read_item(item_id: int, session: ReadSessionDep) -> Response:
+    """One item."""
+    return json_response(await items.get_item(session, item_id))
+
+
+async def _update(
+    item_id: int, data: ItemUpdate, user: CurrentUser, session: AsyncSessionDep
+) -> Response:
+    return json_response(await items.update_item(session, user, item_id, data.changes()))
+
+
+router.put(
+    "/{item_id}",
+    response_model=ItemRead,
+    responses=_WRITE_ERRORS,
+    summary="Update Item",
+    description="Change the given fields only; `tags` replaces the tag set.",
+)(_update)
+router.patch(
+    "/{item_id}",
+    response_model=ItemRead,
+    responses=_WRITE_ERRORS,
+    summary="Patch Item",
+    description="Same as PUT: change the given fields only.",
+)(_update)
+
+
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=_WRITE_ERRORS,
+)
+async def delete_item(item_id: int, user: CurrentUser, session: AsyncSessionDep) -> Response:
+    """Delete an item (owner or superuser)."""
+    await items.delete_item(session, user, item_id)
+    return no_content()

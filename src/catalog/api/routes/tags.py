@@ -1,0 +1,61 @@
+"""Tags: public listing, creation by any user, deletion by superusers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from starlette.responses import Response
+
+from catalog.api.deps import (
+    AsyncSessionDep,
+    CurrentSuperuser,
+    CurrentUser,
+    PageDep,
+    ReadSessionDep,
+)
+from catalog.api.responses import json_response, no_content
+from catalog.errors import NotFoundError
+from catalog.schemas import ItemRead, TagCreate, TagRead, normalize_tag_name
+from catalog.services import items, tags
+
+router = APIRouter(prefix="/tags", tags=["tags"])
+
+
+def _path_tag(name: str) -> str:
+    """A tag name from the URL, normalized; one that cannot exist is simply not found."""
+    try:
+        return normalize_tag_name(name)
+    except ValueError:
+        raise NotFoundError(tags.TAG_NOT_FOUND) from None
+
+
+@router.get("", response_model=list[TagRead])
+async def list_tags(session: ReadSessionDep, page: PageDep) -> Response:
+    """Tags ordered by name, with the number of items carrying each."""
+    return json_response(await tags.list_tags(session, skip=page.skip, limit=page.limit))
+
+
+@router.post(
+    "",
+    response_model=TagRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "Tag already exists"}},
+)
+async def create_tag(data: TagCreate, _: CurrentUser, session: AsyncSessionDep) -> Response:
+    """Create a tag (names are stripped and lower-cased)."""
+    return json_response(await tags.create_tag(session, data.name), status_code=201)
+
+
+@router.get(
+    "/{name}/items", response_model=list[ItemRead], responses={404: {"description": "No such tag"}}
+)
+async def list_tag_items(name: str, session: ReadSessionDep, page: PageDep) -> Response:
+    """Items carrying this tag, ordered by id."""
+    rows = await items.list_tag_items(session, _path_tag(name), skip=page.skip, limit=page.limit)
+    return json_response(rows)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_tag(name: str, _: CurrentSuperuser, session: AsyncSessionDep) -> Response:
+    """Delete a tag and remove it from every item (superusers only)."""
+    await tags.delete_tag(session, _path_tag(name))
+    return no_content()

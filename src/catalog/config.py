@@ -1,0 +1,125 @@
+"""Application settings, read once from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./catalog.db"
+# Keys that appear in tutorials and templates: never acceptable in production.
+_KNOWN_WEAK_KEYS = frozenset({"changethis", "secret", "secret-key", "changeme", "dev", "test"})
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """Configuration is invalid; the message is one line and names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variables use the upper-case field name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=20, ge=0, le=1000)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    # Off by default: a ping is one more round trip on every checkout.
+    db_pool_pre_ping: bool = False
+    db_echo: bool = False
+    # SQLite only: how long a writer waits for the lock before giving up.
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path(".secret_key")
+    access_token_expire_minutes: int = Field(default=60, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    first_superuser_email: str | None = None
+    first_superuser_password: SecretStr | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        from catalog.db.urls import resolve_urls  # local import: db depends on config
+
+        resolve_urls(value)  # raises ValueError with a readable message
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if (self.first_superuser_email is None) != (self.first_superuser_password is None):
+            raise ValueError("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD go together")
+        if self.environment != "production":
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if not key:
+            raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
+        if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in _KNOWN_WEAK_KEYS:
+            raise ValueError(
+                f"SECRET_KEY is too weak for production (use {MIN_SECRET_KEY_LENGTH}+ random "
+                "characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        return self
+
+    def signing_key(self) -> str:
+        """The JWT signing key: the configured one, or a development key kept on disk."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _local_development_key(self.secret_key_file)
+
+
+def _local_development_key(path: Path) -> str:
+    """Read the local key, creating it exactly once even with several workers racing."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(key + "\n")
+    os.chmod(tmp, 0o600)
+    try:
+        # link() fails if another worker won the race; then its key is the key.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def _one_line(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]).upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{field}: {message}" if field else message)
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached: the environment is read once)."""
+    return load_settings()

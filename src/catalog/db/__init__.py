@@ -1,0 +1,1 @@
+"""Database layer: URLs, engines, sessions and the declarative base."""

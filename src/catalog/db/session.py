@@ -1,0 +1,106 @@
+"""Units of work: one session per request or task; commit on success, roll back on error.
+
+The API has two kinds of session. A *write* session runs one transaction that the request
+dependency commits before the response is sent. A *read* session runs on an AUTOCOMMIT
+connection: a single SELECT needs no BEGIN/ROLLBACK round trips around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.config import Settings
+from catalog.db.engine import READ_ONLY, create_async_db_engine, create_sync_engine
+
+
+@dataclass
+class Database:
+    """The async engine and its session factories: one per application instance."""
+
+    engine: AsyncEngine
+    backend: str = field(init=False)
+    write_sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    read_sessions: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.backend = self.engine.dialect.name
+        self.write_sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, autoflush=False
+        )
+        self.read_sessions = async_sessionmaker(
+            self.engine.execution_options(**READ_ONLY), expire_on_commit=False, autoflush=False
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(create_async_db_engine(settings))
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """Yield a session; commit if the body succeeds, roll back if it raises."""
+        async with self.write_sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    @asynccontextmanager
+    async def read_only(self) -> AsyncIterator[AsyncSession]:
+        """Yield a session on an autocommit connection, for requests that only read."""
+        async with self.read_sessions() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class SyncDatabase:
+    """The sync engine and a session factory, for the CLI and admin code."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SyncDatabase:
+        return cls(create_sync_engine(settings))
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """A transactional scope: commit on success, roll back on any exception, close."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def get_db(self) -> Iterator[Session]:
+        """Generator form of `session_scope`, for dependency-injection style callers."""
+        with self.session_scope() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def session_scope(settings: Settings | None = None) -> Iterator[Session]:
+    """One-off sync unit of work against the configured database (engine disposed after)."""
+    from catalog.config import get_settings
+
+    database = SyncDatabase.from_settings(settings or get_settings())
+    try:
+        with database.session_scope() as session:
+            yield session
+    finally:
+        database.dispose()

@@ -1,0 +1,93 @@
+"""Column types and SQL functions that behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, String, types
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+
+def code_point_string(length: int) -> types.TypeEngine[str]:
+    """A VARCHAR that compares and sorts by code point on every database.
+
+    SQLite compares text bytewise (BINARY) already; PostgreSQL needs the "C" collation.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+class UTCDateTime(types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in and out, whether or not the database stores zones.
+
+    SQLite has no zone support: values are stored as naive UTC text and made aware on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC-aware one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class utcnow(FunctionElement[datetime]):
+    """The current UTC time with sub-second precision, as each database spells it."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(utcnow, "postgresql")
+def _utcnow_pg(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "now()"
+
+
+@compiles(utcnow, "sqlite")
+def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    # Same text layout SQLAlchemy writes for DateTime on SQLite, so values compare as text.
+    return "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+
+
+class StringList(types.TypeDecorator[list[str]]):
+    """The result of `string_agg_list`: a sorted Python list (empty when nothing matched)."""
+
+    impl = types.JSON
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):  # SQLite's json_group_array returns JSON text
+            value = json.loads(value)
+        return sorted(value)
+
+
+class string_agg_list(FunctionElement[list[str]]):
+    """Aggregate strings into one list value: array_agg on PostgreSQL, JSON on SQLite."""
+
+    type = StringList()
+    inherit_cache = True
+
+
+@compiles(string_agg_list, "postgresql")
+def _agg_pg(element: string_agg_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"array_agg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(string_agg_list, "sqlite")
+def _agg_sqlite(element: string_agg_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"

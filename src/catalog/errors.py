@@ -1,0 +1,33 @@
+"""Domain errors raised by the services; the API maps each to one HTTP status."""
+
+from __future__ import annotations
+
+
+class CatalogError(Exception):
+    """Base class: `detail` is safe to show to the client."""
+
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(CatalogError):
+    status_code = 404
+
+
+class ConflictError(CatalogError):
+    status_code = 409
+
+
+class AuthenticationError(CatalogError):
+    """The caller is not (or no longer) authenticated."""
+
+    status_code = 401
+
+
+class PermissionDeniedError(CatalogError):
+    """The caller is known but may not do this."""
+
+    status_code = 403

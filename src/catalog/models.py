@@ -1,0 +1,104 @@
+"""ORM models: the schema's single source of truth (migrations are checked against it).
+
+Relationships are `lazy="raise"`: nothing may load behind the code's back, so an
+async request can neither hit `MissingGreenlet` nor fall into an N+1 query.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    false,
+    true,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from catalog.db.base import Base
+from catalog.db.types import UTCDateTime, code_point_string, utcnow
+
+EMAIL_MAX_LENGTH = 320
+ITEM_NAME_MAX_LENGTH = 200
+ITEM_DESCRIPTION_MAX_LENGTH = 2000
+TAG_NAME_MAX_LENGTH = 50
+PRICE_PRECISION, PRICE_SCALE = 12, 2
+
+item_tags = Table(
+    "item_tags",
+    Base.metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", Integer, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    # The primary key serves "tags of an item"; this one serves "items with a tag".
+    Index("ix_item_tags_tag_id_item_id", "tag_id", "item_id"),
+)
+
+
+class User(Base):
+    """An account. Emails are stored lower-cased, so uniqueness is case-insensitive."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(code_point_string(EMAIL_MAX_LENGTH), unique=True, index=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
+
+    items: Mapped[list[Item]] = relationship(
+        back_populates="owner", lazy="raise", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, email={self.email!r})"
+
+
+class Item(Base):
+    """Something a user owns, with a price and any number of tags."""
+
+    __tablename__ = "items"
+    __table_args__ = (CheckConstraint("price >= 0", name="price_non_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(code_point_string(ITEM_NAME_MAX_LENGTH), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[Decimal] = mapped_column(Numeric(PRICE_PRECISION, PRICE_SCALE))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+    owner: Mapped[User] = relationship(back_populates="items", lazy="raise")
+    tags: Mapped[list[Tag]] = relationship(
+        secondary=item_tags, back_populates="items", lazy="raise", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"Item(id={self.id!r}, name={self.name!r})"
+
+
+class Tag(Base):
+    """A label; names are normalized (stripped, lower-cased) before they reach the table."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(code_point_string(TAG_NAME_MAX_LENGTH), unique=True)
+
+    items: Mapped[list[Item]] = relationship(
+        secondary=item_tags, back_populates="tags", lazy="raise", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"Tag(id={self.id!r}, name={self.name!r})"

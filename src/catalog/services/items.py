@@ -1,0 +1,198 @@
+"""Items: create, read, list, update and delete, with their tag sets.
+
+Reads are single Core statements: each item row carries its tag names through a
+correlated aggregate subquery, so a page costs one statement whatever its size and
+a LIMIT counts items, not joined item x tag rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypedDict
+
+from sqlalchemy import ColumnElement, Row, Select, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.db.types import string_agg_list, utcnow
+from catalog.errors import NotFoundError, PermissionDeniedError
+from catalog.models import Item, Tag, User, item_tags
+from catalog.schemas import ItemCreate
+from catalog.services.common import is_valid_id
+from catalog.services.tags import get_tag_id, replace_item_tags
+from catalog.services.users import USER_NOT_FOUND, user_exists
+
+ITEM_NOT_FOUND = "Item not found"
+
+
+class ItemOut(TypedDict):
+    """An item as the API returns it (price as a JSON number, tags sorted)."""
+
+    id: int
+    name: str
+    description: str | None
+    price: float
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime | None
+    owner_id: int
+    tags: list[str]
+
+
+ITEM_COLUMNS = (
+    Item.id,
+    Item.name,
+    Item.description,
+    Item.price,
+    Item.is_active,
+    Item.created_at,
+    Item.updated_at,
+    Item.owner_id,
+)
+
+
+def _tag_names(item_id: ColumnElement[int] | int) -> Select[tuple[list[str]]]:
+    return (
+        select(string_agg_list(Tag.name))
+        .select_from(item_tags.join(Tag, Tag.id == item_tags.c.tag_id))
+        .where(item_tags.c.item_id == item_id)
+    )
+
+
+def tag_names_column() -> ColumnElement[list[str]]:
+    """The item's sorted tag names, as a correlated subquery column."""
+    return _tag_names(Item.id).correlate(Item).scalar_subquery().label("tags")
+
+
+async def tag_names_of(session: AsyncSession, item_id: int) -> list[str]:
+    """The sorted tag names of one item."""
+    return (await session.scalar(_tag_names(item_id))) or []
+
+
+def item_select() -> Select[Any]:
+    """SELECT of every item field plus its tag names; add WHERE / ORDER BY / LIMIT."""
+    return select(*ITEM_COLUMNS, tag_names_column())
+
+
+def to_item_out(row: Row[Any], tags: list[str] | None = None) -> ItemOut:
+    """Shape a result row (optionally with known tags) as the API's Item."""
+    return ItemOut(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        price=float(row.price),
+        is_active=row.is_active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        owner_id=row.owner_id,
+        tags=row.tags if tags is None else tags,
+    )
+
+
+async def get_item(session: AsyncSession, item_id: int) -> ItemOut:
+    """One item by id, or NotFoundError."""
+    row = None
+    if is_valid_id(item_id):
+        row = (await session.execute(item_select().where(Item.id == item_id))).one_or_none()
+    if row is None:
+        raise NotFoundError(ITEM_NOT_FOUND)
+    return to_item_out(row)
+
+
+async def list_items(
+    session: AsyncSession,
+    *,
+    skip: int,
+    limit: int,
+    owner_id: int | None = None,
+    tag_id: int | None = None,
+) -> list[ItemOut]:
+    """A page of items ordered by id, optionally only one owner's or one tag's."""
+    query = item_select()
+    if owner_id is not None:
+        query = query.where(Item.owner_id == owner_id)
+    if tag_id is not None:
+        tagged = select(item_tags.c.item_id).where(item_tags.c.tag_id == tag_id)
+        query = query.where(Item.id.in_(tagged))
+    rows = await session.execute(query.order_by(Item.id).offset(skip).limit(limit))
+    return [to_item_out(row) for row in rows]
+
+
+async def list_user_items(
+    session: AsyncSession, user_id: int, *, skip: int, limit: int
+) -> list[ItemOut]:
+    """A page of one user's items; NotFoundError if there is no such user."""
+    if not await user_exists(session, user_id):
+        raise NotFoundError(USER_NOT_FOUND)
+    return await list_items(session, skip=skip, limit=limit, owner_id=user_id)
+
+
+async def list_tag_items(
+    session: AsyncSession, tag_name: str, *, skip: int, limit: int
+) -> list[ItemOut]:
+    """A page of the items carrying a tag; NotFoundError if there is no such tag."""
+    tag_id = await get_tag_id(session, tag_name)
+    return await list_items(session, skip=skip, limit=limit, tag_id=tag_id)
+
+
+async def create_item(session: AsyncSession, owner: User, data: ItemCreate) -> ItemOut:
+    """Insert an item owned by `owner`, with its tags (unknown names are created)."""
+    values = data.model_dump(exclude={"tags"})
+    row = (
+        await session.execute(
+            insert(Item).values(**values, owner_id=owner.id).returning(*ITEM_COLUMNS)
+        )
+    ).one()
+    tags = data.tags or []
+    if tags:
+        await replace_item_tags(session, row.id, tags, had_tags=False)
+    return to_item_out(row, tags)
+
+
+def _owned_by(user: User) -> ColumnElement[bool] | None:
+    return None if user.is_superuser else Item.owner_id == user.id
+
+
+async def _explain_miss(
+    session: AsyncSession, item_id: int
+) -> NotFoundError | PermissionDeniedError:
+    """Why a guarded write touched no row: the item is missing, or someone else's."""
+    exists = await session.scalar(select(Item.id).where(Item.id == item_id))
+    if exists is None:
+        return NotFoundError(ITEM_NOT_FOUND)
+    return PermissionDeniedError("Not enough permissions")
+
+
+async def update_item(
+    session: AsyncSession, user: User, item_id: int, changes: dict[str, Any]
+) -> ItemOut:
+    """Apply `changes` (only the fields given) if `user` owns the item or is a superuser.
+
+    `tags`, when given, replaces the tag set. `updated_at` is set on every update.
+    """
+    if not is_valid_id(item_id):
+        raise NotFoundError(ITEM_NOT_FOUND)
+    new_tags: list[str] | None = changes.pop("tags", None)
+    statement = update(Item).where(Item.id == item_id).values(**changes, updated_at=utcnow())
+    if (guard := _owned_by(user)) is not None:
+        statement = statement.where(guard)
+    row = (await session.execute(statement.returning(*ITEM_COLUMNS))).one_or_none()
+    if row is None:
+        raise await _explain_miss(session, item_id)
+    if new_tags is not None:
+        await replace_item_tags(session, item_id, new_tags)
+        return to_item_out(row, new_tags)
+    # Not folded into RETURNING: SQLite renders RETURNING columns unqualified, which
+    # would silently mis-correlate the subquery.
+    return to_item_out(row, await tag_names_of(session, item_id))
+
+
+async def delete_item(session: AsyncSession, user: User, item_id: int) -> None:
+    """Delete the item if `user` owns it or is a superuser."""
+    if not is_valid_id(item_id):
+        raise NotFoundError(ITEM_NOT_FOUND)
+    statement = delete(Item).where(Item.id == item_id)
+    if (guard := _owned_by(user)) is not None:
+        statement = statement.where(guard)
+    result = await session.execute(statement.returning(Item.id))
+    if result.scalar_one_or_none() is None:
+        raise await _explain_miss(session, item_id)

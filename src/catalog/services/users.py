@@ -1,0 +1,114 @@
+"""Users: registration, authentication, profile and admin operations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
+from catalog.models import User
+from catalog.schemas import UserCreate
+from catalog.security import hash_password_async, verify_password_or_dummy_async
+from catalog.services.common import dialect_name, insert_ignoring_duplicates, is_valid_id
+
+USER_NOT_FOUND = "User not found"
+
+
+async def create_user(
+    session: AsyncSession, data: UserCreate, *, is_superuser: bool = False
+) -> User:
+    """Register a user; ConflictError when the email is taken (enforced by the database)."""
+    user = User(
+        email=data.email,
+        hashed_password=await hash_password_async(data.password),
+        full_name=data.full_name,
+        is_superuser=is_superuser,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ConflictError("A user with this email already exists") from None
+    await session.refresh(user, ["created_at", "is_active"])
+    return user
+
+
+async def ensure_user(
+    session: AsyncSession, *, email: str, password: str, is_superuser: bool
+) -> bool:
+    """Create the user unless the email exists; True if created. Safe under concurrency."""
+    row = {
+        "email": email.lower(),
+        "hashed_password": await hash_password_async(password),
+        "is_superuser": is_superuser,
+    }
+    result = await session.execute(
+        insert_ignoring_duplicates(dialect_name(session), User, [row]).returning(User.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    """The user with this id, or NotFoundError."""
+    user = await session.get(User, user_id) if is_valid_id(user_id) else None
+    if user is None:
+        raise NotFoundError(USER_NOT_FOUND)
+    return user
+
+
+async def user_exists(session: AsyncSession, user_id: int) -> bool:
+    """Whether a user with this id exists (one cheap indexed lookup)."""
+    if not is_valid_id(user_id):
+        return False
+    return await session.scalar(select(User.id).where(User.id == user_id)) is not None
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User:
+    """The user these credentials belong to.
+
+    AuthenticationError for a wrong email or password (indistinguishable, in answer and
+    in time); PermissionDeniedError for a correct password on a deactivated account.
+    """
+    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    hashed = user.hashed_password if user is not None else None
+    if not await verify_password_or_dummy_async(password, hashed) or user is None:
+        raise AuthenticationError("Incorrect email or password")
+    if not user.is_active:
+        raise PermissionDeniedError("Inactive user")
+    return user
+
+
+async def list_users(session: AsyncSession, *, skip: int, limit: int) -> Sequence[User]:
+    """A page of users ordered by id."""
+    result = await session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
+    return result.all()
+
+
+async def update_user(session: AsyncSession, user: User, changes: dict[str, Any]) -> User:
+    """Apply the given field changes; a `password` change is stored as a new hash."""
+    if "password" in changes:
+        user.hashed_password = await hash_password_async(changes.pop("password"))
+    for field, value in changes.items():
+        setattr(user, field, value)
+    await session.flush()
+    return user
+
+
+async def delete_user(session: AsyncSession, user_id: int) -> None:
+    """Delete a user; the database cascades the delete to their items."""
+    if not is_valid_id(user_id):
+        raise NotFoundError(USER_NOT_FOUND)
+    result = await session.execute(delete(User).where(User.id == user_id).returning(User.id))
+    if result.scalar_one_or_none() is None:
+        raise NotFoundError(USER_NOT_FOUND)
+
+
+def ensure_active(user: User) -> User:
+    """The user, if active; PermissionDeniedError otherwise."""
+    if not user.is_active:
+        raise PermissionDeniedError("Inactive user")
+    return user
