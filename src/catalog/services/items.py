@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import ColumnElement, Row, Select, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from catalog.db.types import string_agg_list, utcnow
 from catalog.errors import NotFoundError, PermissionDeniedError
@@ -50,7 +51,9 @@ ITEM_COLUMNS = (
 )
 
 
-def _tag_names(item_id: ColumnElement[int] | int) -> Select[tuple[list[str]]]:
+def _tag_names(
+    item_id: ColumnElement[int] | QueryableAttribute[int] | int,
+) -> Select[tuple[list[str]]]:
     return (
         select(string_agg_list(Tag.name))
         .select_from(item_tags.join(Tag, Tag.id == item_tags.c.tag_id))

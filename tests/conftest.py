@@ -1,0 +1,258 @@
+"""Fixtures: every test that asks for `client` or `database` runs on SQLite *and* PostgreSQL.
+
+Each test run gets throwaway databases (an SQLite file in a temp dir, a PostgreSQL
+database named catalog_test_<random>), built by the real migrations and dropped at the
+end; tables are emptied after every test. PostgreSQL comes from TEST_POSTGRES_URL
+(default: the local server). Off CI an unreachable server skips those tests with the
+reason; with CI=true it fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+
+from catalog import security
+from catalog.api.app import create_app
+from catalog.config import Settings, load_settings
+from catalog.db.session import Database
+from catalog.migrations.runner import upgrade
+from catalog.models import User
+from catalog.security import create_access_token, hash_password
+
+DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+SECRET = "test-secret-key-" + "x" * 32
+BACKENDS = ["sqlite", "postgresql"]
+TABLES = ("item_tags", "items", "tags", "users")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgresql_only: runs on PostgreSQL only")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> Iterator[None]:
+    """Argon2 at its cheapest: the tests check behaviour, not hash strength."""
+    original = security._password_hash
+    security._password_hash = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024),))
+    security._dummy_hash.cache_clear()
+    yield
+    security._password_hash = original
+    security._dummy_hash.cache_clear()
+
+
+# --- throwaway databases ----------------------------------------------------------------
+
+
+def _postgres_admin_url() -> str:
+    return os.environ.get("TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL)
+
+
+@contextmanager
+def throwaway_postgres_database() -> Iterator[str]:
+    """Create an empty database on the test server; yield its URL; drop it afterwards."""
+    admin = make_url(_postgres_admin_url()).set(drivername="postgresql")
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"catalog_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        message = f"PostgreSQL at {admin.render_as_string()} is unreachable: {error}".strip()
+        if IN_CI:
+            pytest.fail(f"CI requires PostgreSQL. {message}", pytrace=False)
+        pytest.skip(f"{message} (set TEST_POSTGRES_URL)")
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def throwaway_database(backend: str, tmp_dir: Path) -> Iterator[str]:
+    """An empty database of the given backend, as a DATABASE_URL."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_dir / f'catalog-{uuid.uuid4().hex[:8]}.db'}"
+    else:
+        with throwaway_postgres_database() as url:
+            yield url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for tests: a fixed key, the given database, nothing read from .env."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "environment": "test",
+        "_env_file": None,
+    }
+    return load_settings(**(values | overrides))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend under test."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated throwaway database for this backend, shared by the session's tests."""
+    with throwaway_database(backend, tmp_path_factory.mktemp(backend)) as url:
+        upgrade(make_settings(url))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    """The app's async database; emptied after each test by `_clean_tables`."""
+    db = Database.from_settings(settings)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "database" not in request.fixturenames:
+        return
+    db: Database = request.getfixturevalue("database")
+    async with db.unit_of_work() as session:
+        if db.backend == "postgresql":
+            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in TABLES:
+                await session.execute(text(f"DELETE FROM {table}"))
+
+
+# --- the app and its clients ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, database: Database) -> Any:
+    return create_app(settings, database)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (no lifespan: the fixtures own it)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@dataclass
+class Account:
+    """A user created for a test, with the password and a valid bearer header."""
+
+    id: int
+    email: str
+    password: str
+    headers: dict[str, str] = field(repr=False)
+
+
+@pytest.fixture
+def make_user(database: Database) -> Any:
+    """Factory: insert a user directly, returning an Account with auth headers."""
+    counter = iter(range(1, 10_000))
+
+    async def _make(
+        email: str | None = None,
+        password: str = "password123",
+        *,
+        is_superuser: bool = False,
+        is_active: bool = True,
+        full_name: str | None = None,
+    ) -> Account:
+        email = (email or f"user{next(counter)}@example.com").lower()
+        async with database.unit_of_work() as session:
+            user = User(
+                email=email,
+                hashed_password=hash_password(password),
+                is_superuser=is_superuser,
+                is_active=is_active,
+                full_name=full_name,
+            )
+            session.add(user)
+            await session.flush()
+            user_id = user.id
+        token = create_access_token(user_id, SECRET, 60)
+        return Account(user_id, email, password, {"Authorization": f"Bearer {token}"})
+
+    return _make
+
+
+@pytest.fixture
+async def user(make_user: Any) -> Account:
+    return await make_user("alice@example.com")
+
+
+@pytest.fixture
+async def other_user(make_user: Any) -> Account:
+    return await make_user("bob@example.com")
+
+
+@pytest.fixture
+async def superuser(make_user: Any) -> Account:
+    return await make_user("root@example.com", is_superuser=True)
+
+
+# --- observing the database ---------------------------------------------------------------
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine sends (BEGIN/COMMIT included where visible)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+@pytest.fixture
+def count_statements(database: Database) -> Iterator[StatementCounter]:
+    """Record every statement the app's engine executes during the test."""
+    counter = StatementCounter()
+
+    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counter.statements.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", _record)
+    yield counter
+    event.remove(database.engine.sync_engine, "before_cursor_execute", _record)
+
+
+@pytest.fixture
+def fetch(database: Database) -> Any:
+    """Run a SELECT in a fresh session and return all rows: the database's truth."""
+
+    async def _fetch(sql: str, **params: Any) -> list[Any]:
+        async with database.read_only() as session:
+            return list((await session.execute(text(sql), params)).all())
+
+    return _fetch
