@@ -7,8 +7,10 @@ migrations ALTER tables; type and server-default comparison keep autogenerate ho
 from __future__ import annotations
 
 import sys
+from typing import Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
 from catalog import models  # noqa: F401  (registers the tables on the metadata)
@@ -30,7 +32,7 @@ def _settings() -> Settings:
         sys.exit(f"error: {error}")
 
 
-def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     # Render our TypeDecorators as their plain SQL types: migrations stay importable
     # without the application code changing under them.
     if type_ == "type" and isinstance(obj, UTCDateTime):
