@@ -17,6 +17,7 @@ from catalog.config import Settings, get_settings
 from catalog.db.session import Database
 from catalog.errors import AuthenticationError, CatalogError
 from catalog.logs import configure_logging
+from catalog.pagination import CursorCodec
 from catalog.services.users import ensure_user
 
 logger = logging.getLogger("catalog.api")
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the API. Tests pass their own settings and database; `catalog serve` neither."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    settings.signing_key()  # fail (or create the dev key) now, not on the first login
+    signing_key = settings.signing_key()  # fail (or create the dev key) now, not at login
     owns_database = database is None
 
     @asynccontextmanager
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
+    app.state.cursor_codec = CursorCodec(signing_key)
     if database is not None:  # usable before startup, e.g. by ASGI test clients
         app.state.database = database
     app.add_middleware(RequestIdMiddleware)

@@ -19,8 +19,7 @@ from catalog.errors import NotFoundError, PermissionDeniedError
 from catalog.models import Item, Tag, User, item_tags
 from catalog.schemas import ItemCreate
 from catalog.services.common import is_valid_id
-from catalog.services.tags import get_tag_id, replace_item_tags
-from catalog.services.users import USER_NOT_FOUND, user_exists
+from catalog.services.tags import replace_item_tags
 
 ITEM_NOT_FOUND = "Item not found"
 
@@ -99,42 +98,6 @@ async def get_item(session: AsyncSession, item_id: int) -> ItemOut:
     if row is None:
         raise NotFoundError(ITEM_NOT_FOUND)
     return to_item_out(row)
-
-
-async def list_items(
-    session: AsyncSession,
-    *,
-    skip: int,
-    limit: int,
-    owner_id: int | None = None,
-    tag_id: int | None = None,
-) -> list[ItemOut]:
-    """A page of items ordered by id, optionally only one owner's or one tag's."""
-    query = item_select()
-    if owner_id is not None:
-        query = query.where(Item.owner_id == owner_id)
-    if tag_id is not None:
-        tagged = select(item_tags.c.item_id).where(item_tags.c.tag_id == tag_id)
-        query = query.where(Item.id.in_(tagged))
-    rows = await session.execute(query.order_by(Item.id).offset(skip).limit(limit))
-    return [to_item_out(row) for row in rows]
-
-
-async def list_user_items(
-    session: AsyncSession, user_id: int, *, skip: int, limit: int
-) -> list[ItemOut]:
-    """A page of one user's items; NotFoundError if there is no such user."""
-    if not await user_exists(session, user_id):
-        raise NotFoundError(USER_NOT_FOUND)
-    return await list_items(session, skip=skip, limit=limit, owner_id=user_id)
-
-
-async def list_tag_items(
-    session: AsyncSession, tag_name: str, *, skip: int, limit: int
-) -> list[ItemOut]:
-    """A page of the items carrying a tag; NotFoundError if there is no such tag."""
-    tag_id = await get_tag_id(session, tag_name)
-    return await list_items(session, skip=skip, limit=limit, tag_id=tag_id)
 
 
 async def create_item(session: AsyncSession, owner: User, data: ItemCreate) -> ItemOut:

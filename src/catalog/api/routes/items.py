@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from catalog.api.deps import AsyncSessionDep, CurrentUser, PageDep, ReadSessionDep
+from catalog.api.deps import AsyncSessionDep, CurrentUser, ReadSessionDep
+from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
 from catalog.api.responses import json_response, no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
-from catalog.services import items
+from catalog.services import item_listing, items
 
 router = APIRouter(prefix="/items", tags=["items"])
 
@@ -22,10 +23,13 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", response_model=list[ItemRead])
-async def list_items(session: ReadSessionDep, page: PageDep) -> Response:
-    """Items (active or not), ordered by id."""
-    return json_response(await items.list_items(session, skip=page.skip, limit=page.limit))
+@router.get("", response_model=list[ItemRead], responses=LIST_RESPONSES)
+async def list_items(
+    request: Request, session: ReadSessionDep, params: ItemListDep, codec: CursorCodecDep
+) -> Response:
+    """Items (active or not): filtered, sorted (default by id) and paged."""
+    page = await item_listing.list_items(session, params.to_query("items", codec))
+    return page_response(request, page, params, "items", codec)
 
 
 @router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)

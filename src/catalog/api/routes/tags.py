@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
 from catalog.api.deps import (
@@ -12,10 +12,11 @@ from catalog.api.deps import (
     PageDep,
     ReadSessionDep,
 )
+from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
 from catalog.api.responses import json_response, no_content
 from catalog.errors import NotFoundError
 from catalog.schemas import ItemRead, TagCreate, TagRead, normalize_tag_name
-from catalog.services import items, tags
+from catalog.services import item_listing, tags
 
 router = APIRouter(prefix="/tags", tags=["tags"])
 
@@ -46,12 +47,23 @@ async def create_tag(data: TagCreate, _: CurrentUser, session: AsyncSessionDep) 
 
 
 @router.get(
-    "/{name}/items", response_model=list[ItemRead], responses={404: {"description": "No such tag"}}
+    "/{name}/items",
+    response_model=list[ItemRead],
+    responses={**LIST_RESPONSES, 404: {"description": "No such tag"}},
 )
-async def list_tag_items(name: str, session: ReadSessionDep, page: PageDep) -> Response:
-    """Items carrying this tag, ordered by id."""
-    rows = await items.list_tag_items(session, _path_tag(name), skip=page.skip, limit=page.limit)
-    return json_response(rows)
+async def list_tag_items(
+    name: str,
+    request: Request,
+    session: ReadSessionDep,
+    params: ItemListDep,
+    codec: CursorCodecDep,
+) -> Response:
+    """Items carrying this tag: filtered, sorted (default by id) and paged like GET /items."""
+    tag = _path_tag(name)
+    endpoint = f"tags/{tag}"
+    query = params.to_query(endpoint, codec)
+    page = await item_listing.list_tag_items(session, tag, query)
+    return page_response(request, page, params, endpoint, codec)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

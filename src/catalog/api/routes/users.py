@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
 from catalog.api.deps import (
@@ -14,11 +14,12 @@ from catalog.api.deps import (
     PageDep,
     ReadSessionDep,
 )
-from catalog.api.responses import json_response, no_content
+from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
+from catalog.api.responses import no_content
 from catalog.errors import PermissionDeniedError
 from catalog.models import User
 from catalog.schemas import ItemRead, UserCreate, UserRead, UserUpdate, UserUpdateMe
-from catalog.services import items, users
+from catalog.services import item_listing, users
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -80,9 +81,20 @@ async def delete_user(user_id: int, _: CurrentSuperuser, session: AsyncSessionDe
     return no_content()
 
 
-@router.get("/{user_id}/items", response_model=list[ItemRead])
-async def list_user_items(user_id: int, session: ReadSessionDep, page: PageDep) -> Response:
-    """A user's items, ordered by id."""
-    return json_response(
-        await items.list_user_items(session, user_id, skip=page.skip, limit=page.limit)
-    )
+@router.get(
+    "/{user_id}/items",
+    response_model=list[ItemRead],
+    responses={**LIST_RESPONSES, 404: {"description": "No such user"}},
+)
+async def list_user_items(
+    user_id: int,
+    request: Request,
+    session: ReadSessionDep,
+    params: ItemListDep,
+    codec: CursorCodecDep,
+) -> Response:
+    """A user's items: filtered, sorted (default by id) and paged like GET /items."""
+    endpoint = f"users/{user_id}"
+    query = params.to_query(endpoint, codec)
+    page = await item_listing.list_user_items(session, user_id, query)
+    return page_response(request, page, params, endpoint, codec)

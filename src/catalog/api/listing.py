@@ -1,0 +1,160 @@
+"""Query parameters of the item lists, and the headers of their responses.
+
+Parameters are validated here (422 naming the parameter); cursors are decoded and
+checked against the endpoint, sort and filters they are presented with; responses
+carry `Link: <...>; rel="next"` while more rows exist and `X-Total-Count` on request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator
+from starlette.responses import Response
+
+from catalog.api.deps import MAX_PAGE_SIZE
+from catalog.api.responses import json_response
+from catalog.pagination import CursorCodec, InvalidCursorError, InvalidSortError, parse_sort
+from catalog.schemas import normalize_tag_name
+from catalog.services.item_listing import ITEM_SORT_FIELDS, ItemFilters, ItemListQuery, ItemPage
+
+MAX_QUERY_LENGTH = 200
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "Link": {"description": 'Next page: `<url>; rel="next"` (absent on the last page)'},
+            "X-Total-Count": {"description": "Matching rows, with count=true only"},
+        }
+    }
+}
+
+
+def _invalid(parameter: str, message: str, value: Any) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", parameter), "msg": message, "input": value}]
+    )
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # A timestamp without a zone is taken as UTC, the zone the service stores.
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _tag_names(values: list[str]) -> list[str]:
+    return [normalize_tag_name(v) for v in values]
+
+
+def _check_sort(value: str) -> str:
+    try:
+        return parse_sort(value, ITEM_SORT_FIELDS).canonical
+    except InvalidSortError as error:
+        raise ValueError(str(error)) from None
+
+
+UTCDateTime = Annotated[datetime | None, AfterValidator(_as_utc)]
+
+
+class ItemListParams:
+    """Filters, sort and page of an item list, as query parameters."""
+
+    def __init__(
+        self,
+        q: Annotated[
+            str | None,
+            Query(max_length=MAX_QUERY_LENGTH, description="Case-insensitive name substring"),
+        ] = None,
+        tag: Annotated[
+            list[str],
+            Query(description="Items carrying every given tag (repeatable)"),
+            AfterValidator(_tag_names),
+        ] = [],  # noqa: B006 - FastAPI copies defaults per request
+        owner_id: Annotated[int | None, Query()] = None,
+        is_active: Annotated[bool | None, Query()] = None,
+        min_price: Annotated[Decimal | None, Query(allow_inf_nan=False)] = None,
+        max_price: Annotated[Decimal | None, Query(allow_inf_nan=False)] = None,
+        created_after: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
+        created_before: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
+        sort: Annotated[
+            str,
+            Query(description="Fields id, name, price, created_at, updated_at; '-' = desc"),
+            AfterValidator(_check_sort),
+        ] = "id",
+        skip: Annotated[int | None, Query(ge=0, description="Rows to skip")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
+        cursor: Annotated[str | None, Query(description="From a Link rel=next header")] = None,
+        count: Annotated[bool, Query(description="Send X-Total-Count")] = False,
+    ) -> None:
+        self.filters = ItemFilters(
+            q=q,
+            tags=tuple(tag),
+            owner_id=owner_id,
+            is_active=is_active,
+            min_price=min_price,
+            max_price=max_price,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        self.sort = parse_sort(sort, ITEM_SORT_FIELDS)
+        self.skip = skip
+        self.limit = limit
+        self.cursor = cursor
+        self.count = count
+
+    def scope(self, endpoint: str) -> str:
+        """What a cursor is bound to: the endpoint, the sort and the filters."""
+        return f"{endpoint}|{self.sort.canonical}|{self.filters.canonical()}"
+
+    def to_query(self, endpoint: str, codec: CursorCodec) -> ItemListQuery:
+        """The service-level query; 422 for a bad cursor or a cursor given with skip."""
+        after = None
+        if self.cursor is not None:
+            if self.skip is not None:
+                raise _invalid("cursor", "cursor and skip cannot be combined", self.cursor)
+            try:
+                after = codec.decode(self.cursor, self.scope(endpoint), self.sort, ITEM_SORT_FIELDS)
+            except InvalidCursorError as error:
+                raise _invalid("cursor", str(error), self.cursor) from None
+        return ItemListQuery(
+            filters=self.filters,
+            sort=self.sort,
+            limit=self.limit,
+            skip=self.skip or 0,
+            after=after,
+            with_total=self.count,
+        )
+
+
+ItemListDep = Annotated[ItemListParams, Depends()]
+
+
+def get_cursor_codec(request: Request) -> CursorCodec:
+    """The app's cursor signer (built once from the secret key)."""
+    codec: CursorCodec = request.app.state.cursor_codec
+    return codec
+
+
+CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
+
+
+def page_response(
+    request: Request,
+    page: ItemPage,
+    params: ItemListParams,
+    endpoint: str,
+    codec: CursorCodec,
+) -> Response:
+    """The page as a JSON array, with Link (next) and X-Total-Count headers as due."""
+    headers: dict[str, str] = {}
+    if page.next_key is not None:
+        token = codec.encode(params.scope(endpoint), params.sort, ITEM_SORT_FIELDS, page.next_key)
+        url = request.url.remove_query_params("skip").include_query_params(cursor=token)
+        headers["Link"] = f'<{url}>; rel="next"'
+    if page.total is not None:
+        headers["X-Total-Count"] = str(page.total)
+    return json_response(page.items, headers=headers)
