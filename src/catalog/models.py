@@ -68,16 +68,32 @@ class Item(Base):
     """Something a user owns, with a price and any number of tags."""
 
     __tablename__ = "items"
-    __table_args__ = (CheckConstraint("price >= 0", name="price_non_negative"),)
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_non_negative"),
+        # (column, id): every sort order ends in id, so a keyset page is one range scan.
+        Index("ix_items_name_id", "name", "id"),
+        Index("ix_items_price_id", "price", "id"),
+        Index("ix_items_created_at_id", "created_at", "id"),
+        Index("ix_items_updated_at_id", "updated_at", "id"),
+        Index("ix_items_owner_id_id", "owner_id", "id"),
+        # Substring search (`q`, ILIKE '%...%') on PostgreSQL; SQLite scans instead.
+        Index(
+            "ix_items_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+            info={"postgresql_only": True},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(code_point_string(ITEM_NAME_MAX_LENGTH), index=True)
+    name: Mapped[str] = mapped_column(code_point_string(ITEM_NAME_MAX_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
     price: Mapped[Decimal] = mapped_column(Numeric(PRICE_PRECISION, PRICE_SCALE))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
 
     owner: Mapped[User] = relationship(back_populates="items", lazy="raise")
     tags: Mapped[list[Tag]] = relationship(

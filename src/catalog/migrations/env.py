@@ -42,6 +42,16 @@ def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> st
     return False
 
 
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    # Objects only one backend has (e.g. the pg_trgm index) are not drift elsewhere.
+    info = getattr(obj, "info", {}) or getattr(compare_to, "info", {})
+    if info.get("postgresql_only"):
+        return context.get_context().dialect.name == "postgresql"
+    return True
+
+
 def _configure(connection: Connection | None = None, **kw: object) -> None:
     context.configure(
         connection=connection,
@@ -50,6 +60,7 @@ def _configure(connection: Connection | None = None, **kw: object) -> None:
         compare_server_default=True,
         render_as_batch=True,
         render_item=_render_item,
+        include_object=_include_object,
         **kw,  # type: ignore[arg-type]
     )
 
