@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,8 +171,11 @@ class Account:
     headers: dict[str, str] = field(repr=False)
 
 
+MakeUser = Callable[..., Awaitable[Account]]
+
+
 @pytest.fixture
-def make_user(database: Database) -> Any:
+def make_user(database: Database) -> MakeUser:
     """Factory: insert a user directly, returning an Account with auth headers."""
     counter = iter(range(1, 10_000))
 
@@ -203,17 +206,17 @@ def make_user(database: Database) -> Any:
 
 
 @pytest.fixture
-async def user(make_user: Any) -> Account:
+async def user(make_user: MakeUser) -> Account:
     return await make_user("alice@example.com")
 
 
 @pytest.fixture
-async def other_user(make_user: Any) -> Account:
+async def other_user(make_user: MakeUser) -> Account:
     return await make_user("bob@example.com")
 
 
 @pytest.fixture
-async def superuser(make_user: Any) -> Account:
+async def superuser(make_user: MakeUser) -> Account:
     return await make_user("root@example.com", is_superuser=True)
 
 

@@ -47,12 +47,33 @@ def _unique(names: list[str]) -> list[str]:
 
 
 Email = Annotated[EmailStr, AfterValidator(_lower)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-FullName = Annotated[str, StringConstraints(max_length=255)]
+
+
+def is_storable_text(value: str) -> bool:
+    """Text any database can store: valid Unicode (no lone surrogates) without NUL."""
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable(value: str) -> str:
+    if not is_storable_text(value):
+        raise ValueError("text must be valid Unicode without NUL characters")
+    return value
+
+
+# Refused on every database alike, so SQLite and PostgreSQL give the same answer.
+Text = Annotated[str, AfterValidator(_storable)]
+FullName = Annotated[Text, StringConstraints(max_length=255)]
+Password = Annotated[Text, StringConstraints(min_length=8, max_length=128)]
 TagName = Annotated[str, AfterValidator(normalize_tag_name)]
 TagNames = Annotated[list[TagName], Field(max_length=MAX_TAGS_PER_ITEM), AfterValidator(_unique)]
-ItemName = Annotated[str, StringConstraints(min_length=1, max_length=ITEM_NAME_MAX_LENGTH)]
-Description = Annotated[str, StringConstraints(max_length=ITEM_DESCRIPTION_MAX_LENGTH)]
+ItemName = Annotated[Text, StringConstraints(min_length=1, max_length=ITEM_NAME_MAX_LENGTH)]
+Description = Annotated[Text, StringConstraints(max_length=ITEM_DESCRIPTION_MAX_LENGTH)]
 # Money is exact: at most two decimals (more is an error, not a rounding), 0 <= p < 10^10.
 Price = Annotated[
     Decimal,

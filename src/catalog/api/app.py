@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -50,6 +54,27 @@ def _integrity_error(request: Request, error: Exception) -> Response:
     return json_response({"detail": "Conflict with existing data"}, status_code=409)
 
 
+def _json_safe(value: Any) -> Any:
+    """Make echoed client input encodable: lone surrogates escaped, NaN/Infinity as text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _validation_error(request: Request, error: Exception) -> Response:
+    # FastAPI's own handler echoes the input and can crash (500) on a lone surrogate or a
+    # bare NaN in the body: neither can be encoded as UTF-8 JSON.
+    assert isinstance(error, RequestValidationError)
+    detail = _json_safe(jsonable_encoder(error.errors()))
+    return json_response({"detail": detail}, status_code=422)
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the API. Tests pass their own settings and database; `catalog serve` neither."""
     settings = settings or get_settings()
@@ -82,6 +107,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(CatalogError, _catalog_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     for module in (health, auth, users, items, tags):
         app.include_router(module.router)
     return app

@@ -1,12 +1,15 @@
 """Request dependencies: sessions (unit of work), the settings, the current user, paging.
 
-Sessions use `scope="function"`: their exit code (commit, close) runs when the endpoint
-returns and *before* the response is sent, so a failed commit can never follow a 2xx.
+Every dependency is `async def`: FastAPI would run a sync one in the threadpool, a
+thread hand-off per call. Sessions use `scope="function"`: their exit code (commit, close)
+runs when the endpoint returns and *before* the response is sent, so a failed commit can
+never follow a 2xx.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -23,13 +26,13 @@ from catalog.services.users import ensure_active
 MAX_PAGE_SIZE = 100
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     """The app's database (engines and session factories)."""
     database: Database = request.app.state.database
     return database
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -104,16 +107,21 @@ CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
 CurrentSuperuserReadOnly = Annotated[User, Depends(get_current_superuser_read_only)]
 
 
+@dataclass(frozen=True, slots=True)
 class Page:
-    """Offset pagination parameters shared by every list endpoint."""
+    """Offset pagination parameters shared by the plain list endpoints."""
 
-    def __init__(
-        self,
-        skip: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
-    ) -> None:
-        self.skip = skip
-        self.limit = limit
+    skip: int
+    limit: int
 
 
-PageDep = Annotated[Page, Depends()]
+# Async on purpose: FastAPI runs sync dependencies (and classes) in the threadpool.
+async def page_params(
+    skip: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
+) -> Page:
+    """`skip` and `limit` from the query string."""
+    return Page(skip, limit)
+
+
+PageDep = Annotated[Page, Depends(page_params)]

@@ -7,6 +7,7 @@ carry `Link: <...>; rel="next"` while more rows exist and `X-Total-Count` on req
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -18,8 +19,14 @@ from starlette.responses import Response
 
 from catalog.api.deps import MAX_PAGE_SIZE
 from catalog.api.responses import json_response
-from catalog.pagination import CursorCodec, InvalidCursorError, InvalidSortError, parse_sort
-from catalog.schemas import normalize_tag_name
+from catalog.pagination import (
+    CursorCodec,
+    InvalidCursorError,
+    InvalidSortError,
+    SortKey,
+    parse_sort,
+)
+from catalog.schemas import Text, normalize_tag_name
 from catalog.services.item_listing import ITEM_SORT_FIELDS, ItemFilters, ItemListQuery, ItemPage
 
 MAX_QUERY_LENGTH = 200
@@ -60,51 +67,16 @@ def _check_sort(value: str) -> str:
 UTCDateTime = Annotated[datetime | None, AfterValidator(_as_utc)]
 
 
+@dataclass(frozen=True, slots=True)
 class ItemListParams:
-    """Filters, sort and page of an item list, as query parameters."""
+    """Filters, sort and page of an item list, parsed from the query string."""
 
-    def __init__(
-        self,
-        q: Annotated[
-            str | None,
-            Query(max_length=MAX_QUERY_LENGTH, description="Case-insensitive name substring"),
-        ] = None,
-        tag: Annotated[
-            list[str],
-            Query(description="Items carrying every given tag (repeatable)"),
-            AfterValidator(_tag_names),
-        ] = [],  # noqa: B006 - FastAPI copies defaults per request
-        owner_id: Annotated[int | None, Query()] = None,
-        is_active: Annotated[bool | None, Query()] = None,
-        min_price: Annotated[Decimal | None, Query(allow_inf_nan=False)] = None,
-        max_price: Annotated[Decimal | None, Query(allow_inf_nan=False)] = None,
-        created_after: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
-        created_before: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
-        sort: Annotated[
-            str,
-            Query(description="Fields id, name, price, created_at, updated_at; '-' = desc"),
-            AfterValidator(_check_sort),
-        ] = "id",
-        skip: Annotated[int | None, Query(ge=0, description="Rows to skip")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
-        cursor: Annotated[str | None, Query(description="From a Link rel=next header")] = None,
-        count: Annotated[bool, Query(description="Send X-Total-Count")] = False,
-    ) -> None:
-        self.filters = ItemFilters(
-            q=q,
-            tags=tuple(tag),
-            owner_id=owner_id,
-            is_active=is_active,
-            min_price=min_price,
-            max_price=max_price,
-            created_after=created_after,
-            created_before=created_before,
-        )
-        self.sort = parse_sort(sort, ITEM_SORT_FIELDS)
-        self.skip = skip
-        self.limit = limit
-        self.cursor = cursor
-        self.count = count
+    filters: ItemFilters
+    sort: SortKey
+    skip: int | None
+    limit: int
+    cursor: str | None
+    count: bool
 
     def scope(self, endpoint: str) -> str:
         """What a cursor is bound to: the endpoint, the sort and the filters."""
@@ -130,10 +102,51 @@ class ItemListParams:
         )
 
 
-ItemListDep = Annotated[ItemListParams, Depends()]
+async def item_list_params(
+    q: Annotated[
+        Text | None,
+        Query(max_length=MAX_QUERY_LENGTH, description="Case-insensitive name substring"),
+    ] = None,
+    tag: Annotated[
+        list[str],
+        Query(description="Items carrying every given tag (repeatable)"),
+        AfterValidator(_tag_names),
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    owner_id: Annotated[int | None, Query()] = None,
+    is_active: Annotated[bool | None, Query()] = None,
+    min_price: Annotated[Decimal | None, Query(allow_inf_nan=False)] = None,
+    max_price: Annotated[Decimal | None, Query(allow_inf_nan=False)] = None,
+    created_after: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
+    created_before: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
+    sort: Annotated[
+        str,
+        Query(description="Fields id, name, price, created_at, updated_at; '-' = desc"),
+        AfterValidator(_check_sort),
+    ] = "id",
+    skip: Annotated[int | None, Query(ge=0, description="Rows to skip")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
+    cursor: Annotated[str | None, Query(description="From a Link rel=next header")] = None,
+    count: Annotated[bool, Query(description="Send X-Total-Count")] = False,
+) -> ItemListParams:
+    """The list query parameters (async: FastAPI runs sync dependencies in a thread)."""
+    filters = ItemFilters(
+        q=q,
+        tags=tuple(tag),
+        owner_id=owner_id,
+        is_active=is_active,
+        min_price=min_price,
+        max_price=max_price,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    sort_key = parse_sort(sort, ITEM_SORT_FIELDS)
+    return ItemListParams(filters, sort_key, skip, limit, cursor, count)
 
 
-def get_cursor_codec(request: Request) -> CursorCodec:
+ItemListDep = Annotated[ItemListParams, Depends(item_list_params)]
+
+
+async def get_cursor_codec(request: Request) -> CursorCodec:
     """The app's cursor signer (built once from the secret key)."""
     codec: CursorCodec = request.app.state.cursor_codec
     return codec

@@ -7,9 +7,10 @@ connection: a single SELECT needs no BEGIN/ROLLBACK round trips around it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.config import Settings
 from catalog.db.engine import READ_ONLY, create_async_db_engine, create_sync_engine
+from catalog.db.reads import ReadQuery, Row, fetch_all
 
 
 @dataclass
@@ -58,6 +60,15 @@ class Database:
         async with self.read_sessions() as session:
             yield session
 
+    async def fetch_all(self, query: ReadQuery, **params: Any) -> Sequence[Row]:
+        """Run a precompiled read query outside any transaction; all rows."""
+        return await fetch_all(self.engine, query, params)
+
+    async def fetch_one(self, query: ReadQuery, **params: Any) -> Row | None:
+        """As `fetch_all`, for a query returning at most one row."""
+        rows = await fetch_all(self.engine, query, params)
+        return rows[0] if rows else None
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -84,7 +95,7 @@ class SyncDatabase:
                 session.rollback()
                 raise
 
-    def get_db(self) -> Iterator[Session]:
+    def get_db(self) -> Generator[Session, None, None]:
         """Generator form of `session_scope`, for dependency-injection style callers."""
         with self.session_scope() as session:
             yield session

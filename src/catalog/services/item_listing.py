@@ -3,19 +3,26 @@
 One statement for the page (plus one for the total when asked), whatever the page size
 or number of tags: tag names come from a correlated aggregate, and tag filters are
 EXISTS semi-joins, so LIMIT counts items and pages are never short.
+
+Statements depend only on the *shape* of a request (which filters are present, how
+many tags, the sort, offset or keyset), never on its values, which are bound
+parameters. Each shape is built and compiled once (`ReadQuery`, cached below).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
 import orjson
-from sqlalchemy import ColumnElement, exists, false, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BindParameter, ColumnElement, bindparam, exists, func, select
 
+from catalog.db.reads import ReadQuery
+from catalog.db.session import Database
 from catalog.errors import NotFoundError
 from catalog.models import Item, Tag, item_tags
 from catalog.pagination import (
@@ -42,6 +49,16 @@ ITEM_SORT_FIELDS: dict[str, SortField] = {
         Item.updated_at, nullable=True, decode=decode_datetime, encode=encode_value
     ),
 }
+# Optional filters that are a plain comparison against one bound value.
+_COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "owner_id": lambda p: Item.owner_id == p,
+    "is_active": lambda p: Item.is_active == p,
+    "min_price": lambda p: Item.price >= p,
+    "max_price": lambda p: Item.price <= p,
+    "created_after": lambda p: Item.created_at >= p,
+    "created_before": lambda p: Item.created_at <= p,
+}
+Scope = Literal["all", "owner", "tag"]
 
 
 @dataclass(frozen=True)
@@ -60,42 +77,79 @@ class ItemFilters:
     def canonical(self) -> str:
         """A stable text form, so a cursor can be bound to exactly this filter set."""
         data = {k: encode_value(v) for k, v in self.__dict__.items() if v not in (None, ())}
-        data["tags"] = sorted(self.tags)
+        data["tags"] = sorted(set(self.tags))
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """The WHERE conditions these filters stand for."""
-        where: list[ColumnElement[bool]] = []
+    def matches_nothing(self) -> bool:
+        """True when no row can match (an owner id outside the id range)."""
+        return self.owner_id is not None and not is_valid_id(self.owner_id)
+
+    def parameters(self) -> dict[str, Any]:
+        """The bound values; their names alone determine the statement's shape."""
+        params: dict[str, Any] = {
+            name: getattr(self, name) for name in _COMPARISONS if getattr(self, name) is not None
+        }
         if self.q:
-            where.append(Item.name.ilike(f"%{_escape_like(self.q)}%", escape="\\"))
-        for name in sorted(set(self.tags)):
-            where.append(_has_tag(name))
-        if self.owner_id is not None:
-            # An id no row can have matches nothing (and never reaches PostgreSQL's int4).
-            valid = is_valid_id(self.owner_id)
-            where.append(Item.owner_id == self.owner_id if valid else false())
-        if self.is_active is not None:
-            where.append(Item.is_active.is_(self.is_active))
-        if self.min_price is not None:
-            where.append(Item.price >= self.min_price)
-        if self.max_price is not None:
-            where.append(Item.price <= self.max_price)
-        if self.created_after is not None:
-            where.append(Item.created_at >= self.created_after)
-        if self.created_before is not None:
-            where.append(Item.created_at <= self.created_before)
-        return where
+            params["q"] = f"%{_escape_like(self.q)}%"
+        for i, name in enumerate(sorted(set(self.tags))):
+            params[f"tag_{i}"] = name
+        return params
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _has_tag(name: str) -> ColumnElement[bool]:
-    return exists().where(
-        item_tags.c.item_id == Item.id,
-        item_tags.c.tag_id == Tag.id,
-        Tag.name == name,
+def _conditions(scope: Scope, names: frozenset[str]) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if scope == "owner":
+        where.append(Item.owner_id == bindparam("scope_id"))
+    elif scope == "tag":
+        where.append(
+            exists().where(
+                item_tags.c.item_id == Item.id, item_tags.c.tag_id == bindparam("scope_id")
+            )
+        )
+    if "q" in names:
+        where.append(Item.name.ilike(bindparam("q"), escape="\\"))
+    for name in sorted(n for n in names if n.startswith("tag_")):
+        where.append(
+            exists().where(
+                item_tags.c.item_id == Item.id,
+                item_tags.c.tag_id == Tag.id,
+                Tag.name == bindparam(name),
+            )
+        )
+    where.extend(build(bindparam(name)) for name, build in _COMPARISONS.items() if name in names)
+    return where
+
+
+@lru_cache(maxsize=512)
+def _page_query(
+    scope: Scope,
+    names: frozenset[str],
+    sort: SortKey,
+    keyset_nulls: tuple[bool, ...] | None,
+) -> ReadQuery:
+    """The page statement for one request shape; `keyset_nulls` None means offset paging."""
+    statement = item_select().where(*_conditions(scope, names))
+    statement = statement.order_by(*order_by(sort, ITEM_SORT_FIELDS))
+    if keyset_nulls is None:
+        statement = statement.offset(bindparam("offset"))
+    else:
+        # NULL keys change the SQL (IS NULL instead of a comparison), hence part of the shape.
+        after = [
+            None if is_null else bindparam(f"k_{i}", type_=ITEM_SORT_FIELDS[name].column.type)
+            for i, ((name, _), is_null) in enumerate(zip(sort.fields, keyset_nulls, strict=True))
+        ]
+        statement = statement.where(keyset_after(sort, ITEM_SORT_FIELDS, after))
+    return ReadQuery(statement.limit(bindparam("limit")))
+
+
+@lru_cache(maxsize=256)
+def _count_query(scope: Scope, names: frozenset[str]) -> ReadQuery:
+    return ReadQuery(
+        select(func.count().label("total")).select_from(Item).where(*_conditions(scope, names))
     )
 
 
@@ -109,8 +163,6 @@ class ItemListQuery:
     skip: int = 0
     after: list[Any] | None = None  # sort key of the last row already served
     with_total: bool = False
-    # Scope-only conditions (the owner of /users/{id}/items, the tag of /tags/{n}/items).
-    scope: tuple[ColumnElement[bool], ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -122,34 +174,44 @@ class ItemPage:
     total: int | None
 
 
-async def list_items(session: AsyncSession, query: ItemListQuery) -> ItemPage:
-    """Fetch one page; one extra row tells whether a next page exists."""
-    where = [*query.scope, *query.filters.conditions()]
-    statement = item_select().where(*where).order_by(*order_by(query.sort, ITEM_SORT_FIELDS))
-    if query.after is not None:
-        statement = statement.where(keyset_after(query.sort, ITEM_SORT_FIELDS, query.after))
-    else:
-        statement = statement.offset(query.skip)
-    rows = (await session.execute(statement.limit(query.limit + 1))).all()
-    has_more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_key = row_key(query.sort, rows[-1]._mapping) if has_more else None
+async def _list(
+    database: Database, query: ItemListQuery, scope: Scope = "all", scope_id: int = 0
+) -> ItemPage:
+    if query.filters.matches_nothing():
+        return ItemPage([], None, 0 if query.with_total else None)
+    params = query.filters.parameters()
+    names = frozenset(params)
+    if scope != "all":
+        params["scope_id"] = scope_id
     total = None
     if query.with_total:
-        count = select(func.count()).select_from(Item).where(*where)
-        total = (await session.execute(count)).scalar_one()
-    return ItemPage([to_item_out(row) for row in rows], next_key, total)
+        row = await database.fetch_one(_count_query(scope, names), **params)
+        total = int(row["total"]) if row is not None else 0
+    if query.after is None:
+        statement = _page_query(scope, names, query.sort, None)
+        params["offset"] = query.skip
+    else:
+        nulls = tuple(value is None for value in query.after)
+        statement = _page_query(scope, names, query.sort, nulls)
+        params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
+    # One row beyond the page tells whether a next page exists.
+    rows = await database.fetch_all(statement, **params, limit=query.limit + 1)
+    next_key = row_key(query.sort, rows[query.limit - 1]) if len(rows) > query.limit else None
+    return ItemPage([to_item_out(row) for row in rows[: query.limit]], next_key, total)
 
 
-async def list_user_items(session: AsyncSession, user_id: int, query: ItemListQuery) -> ItemPage:
+async def list_items(database: Database, query: ItemListQuery) -> ItemPage:
+    """A page of all items matching the query."""
+    return await _list(database, query)
+
+
+async def list_user_items(database: Database, user_id: int, query: ItemListQuery) -> ItemPage:
     """A page of one user's items; NotFoundError if there is no such user."""
-    if not await user_exists(session, user_id):
+    if not await user_exists(database, user_id):
         raise NotFoundError(USER_NOT_FOUND)
-    return await list_items(session, replace(query, scope=(Item.owner_id == user_id,)))
+    return await _list(database, query, "owner", user_id)
 
 
-async def list_tag_items(session: AsyncSession, tag_name: str, query: ItemListQuery) -> ItemPage:
+async def list_tag_items(database: Database, tag_name: str, query: ItemListQuery) -> ItemPage:
     """A page of the items carrying a tag; NotFoundError if there is no such tag."""
-    tag_id = await get_tag_id(session, tag_name)
-    scope = exists().where(item_tags.c.item_id == Item.id, item_tags.c.tag_id == tag_id)
-    return await list_items(session, replace(query, scope=(scope,)))
+    return await _list(database, query, "tag", await get_tag_id(database, tag_name))

@@ -1,19 +1,23 @@
 """Items: create, read, list, update and delete, with their tag sets.
 
-Reads are single Core statements: each item row carries its tag names through a
-correlated aggregate subquery, so a page costs one statement whatever its size and
-a LIMIT counts items, not joined item x tag rows.
+Reads are single statements: each item row carries its tag names through a correlated
+aggregate subquery, so a page costs one statement whatever its size and a LIMIT counts
+items, not joined item x tag rows. They are precompiled `ReadQuery`s run outside any
+transaction; writes run in the request's unit of work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, Row, Select, delete, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from catalog.db.reads import ReadQuery
+from catalog.db.session import Database
 from catalog.db.types import string_agg_list, utcnow
 from catalog.errors import NotFoundError, PermissionDeniedError
 from catalog.models import Item, Tag, User, item_tags
@@ -75,26 +79,28 @@ def item_select() -> Select[Any]:
     return select(*ITEM_COLUMNS, tag_names_column())
 
 
-def to_item_out(row: Row[Any], tags: list[str] | None = None) -> ItemOut:
+def to_item_out(row: Mapping[Any, Any], tags: list[str] | None = None) -> ItemOut:
     """Shape a result row (optionally with known tags) as the API's Item."""
     return ItemOut(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        price=float(row.price),
-        is_active=row.is_active,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        owner_id=row.owner_id,
-        tags=row.tags if tags is None else tags,
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        price=float(row["price"]),
+        is_active=row["is_active"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        owner_id=row["owner_id"],
+        # Code point order (Python's own): the same on every database.
+        tags=sorted(row["tags"] or ()) if tags is None else tags,
     )
 
 
-async def get_item(session: AsyncSession, item_id: int) -> ItemOut:
+_ITEM_BY_ID = ReadQuery(item_select().where(Item.id == bindparam("id")))
+
+
+async def get_item(database: Database, item_id: int) -> ItemOut:
     """One item by id, or NotFoundError."""
-    row = None
-    if is_valid_id(item_id):
-        row = (await session.execute(item_select().where(Item.id == item_id))).one_or_none()
+    row = await database.fetch_one(_ITEM_BY_ID, id=item_id) if is_valid_id(item_id) else None
     if row is None:
         raise NotFoundError(ITEM_NOT_FOUND)
     return to_item_out(row)
@@ -111,7 +117,7 @@ async def create_item(session: AsyncSession, owner: User, data: ItemCreate) -> I
     tags = data.tags or []
     if tags:
         await replace_item_tags(session, row.id, tags, had_tags=False)
-    return to_item_out(row, tags)
+    return to_item_out(row._mapping, tags)
 
 
 def _owned_by(user: User) -> ColumnElement[bool] | None:
@@ -146,10 +152,10 @@ async def update_item(
         raise await _explain_miss(session, item_id)
     if new_tags is not None:
         await replace_item_tags(session, item_id, new_tags)
-        return to_item_out(row, new_tags)
+        return to_item_out(row._mapping, new_tags)
     # Not folded into RETURNING: SQLite renders RETURNING columns unqualified, which
     # would silently mis-correlate the subquery.
-    return to_item_out(row, await tag_names_of(session, item_id))
+    return to_item_out(row._mapping, await tag_names_of(session, item_id))
 
 
 async def delete_item(session: AsyncSession, user: User, item_id: int) -> None:

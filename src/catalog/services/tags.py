@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypedDict
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.db.reads import ReadQuery
+from catalog.db.session import Database
 from catalog.errors import ConflictError, NotFoundError
 from catalog.models import Tag, item_tags
 from catalog.services.common import dialect_name, insert_ignoring_duplicates
@@ -45,12 +47,15 @@ async def create_tag(session: AsyncSession, name: str) -> TagOut:
     return TagOut(id=tag_id, name=name, item_count=0)
 
 
-async def get_tag_id(session: AsyncSession, name: str) -> int:
+_TAG_BY_NAME = ReadQuery(select(Tag.id).where(Tag.name == bindparam("name")))
+
+
+async def get_tag_id(database: Database, name: str) -> int:
     """The id of the tag with this normalized name, or NotFoundError."""
-    tag_id = await session.scalar(select(Tag.id).where(Tag.name == name))
-    if tag_id is None:
+    row = await database.fetch_one(_TAG_BY_NAME, name=name)
+    if row is None:
         raise NotFoundError(TAG_NOT_FOUND)
-    return tag_id
+    return int(row["id"])
 
 
 async def delete_tag(session: AsyncSession, name: str) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.db.reads import ReadQuery
+from catalog.db.session import Database
 from catalog.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
 from catalog.models import User
-from catalog.schemas import UserCreate
+from catalog.schemas import UserCreate, is_storable_text
 from catalog.security import hash_password_async, verify_password_or_dummy_async
 from catalog.services.common import dialect_name, insert_ignoring_duplicates, is_valid_id
 
@@ -60,11 +62,12 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
-async def user_exists(session: AsyncSession, user_id: int) -> bool:
+_USER_ID = ReadQuery(select(User.id).where(User.id == bindparam("id")))
+
+
+async def user_exists(database: Database, user_id: int) -> bool:
     """Whether a user with this id exists (one cheap indexed lookup)."""
-    if not is_valid_id(user_id):
-        return False
-    return await session.scalar(select(User.id).where(User.id == user_id)) is not None
+    return is_valid_id(user_id) and await database.fetch_one(_USER_ID, id=user_id) is not None
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User:
@@ -73,7 +76,11 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     AuthenticationError for a wrong email or password (indistinguishable, in answer and
     in time); PermissionDeniedError for a correct password on a deactivated account.
     """
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    email = email.strip().lower()
+    if not (is_storable_text(email) and is_storable_text(password)):
+        # No stored account can match, and neither value can be sent to the database.
+        raise AuthenticationError("Incorrect email or password")
+    user = await session.scalar(select(User).where(User.email == email))
     hashed = user.hashed_password if user is not None else None
     if not await verify_password_or_dummy_async(password, hashed) or user is None:
         raise AuthenticationError("Incorrect email or password")

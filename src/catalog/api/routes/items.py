@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from catalog.api.deps import AsyncSessionDep, CurrentUser, ReadSessionDep
+from catalog.api.deps import AsyncSessionDep, CurrentUser, DatabaseDep
 from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
 from catalog.api.responses import json_response, no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
@@ -25,10 +25,10 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("", response_model=list[ItemRead], responses=LIST_RESPONSES)
 async def list_items(
-    request: Request, session: ReadSessionDep, params: ItemListDep, codec: CursorCodecDep
+    request: Request, database: DatabaseDep, params: ItemListDep, codec: CursorCodecDep
 ) -> Response:
     """Items (active or not): filtered, sorted (default by id) and paged."""
-    page = await item_listing.list_items(session, params.to_query("items", codec))
+    page = await item_listing.list_items(database, params.to_query("items", codec))
     return page_response(request, page, params, "items", codec)
 
 
@@ -39,9 +39,9 @@ async def create_item(data: ItemCreate, user: CurrentUser, session: AsyncSession
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)
-async def read_item(item_id: int, session: ReadSessionDep) -> Response:
+async def read_item(item_id: int, database: DatabaseDep) -> Response:
     """One item."""
-    return json_response(await items.get_item(session, item_id))
+    return json_response(await items.get_item(database, item_id))
 
 
 async def _update(

@@ -9,6 +9,7 @@ from catalog.api.deps import (
     AsyncSessionDep,
     CurrentSuperuser,
     CurrentUser,
+    DatabaseDep,
     PageDep,
     ReadSessionDep,
 )
@@ -54,7 +55,7 @@ async def create_tag(data: TagCreate, _: CurrentUser, session: AsyncSessionDep) 
 async def list_tag_items(
     name: str,
     request: Request,
-    session: ReadSessionDep,
+    database: DatabaseDep,
     params: ItemListDep,
     codec: CursorCodecDep,
 ) -> Response:
@@ -62,7 +63,7 @@ async def list_tag_items(
     tag = _path_tag(name)
     endpoint = f"tags/{tag}"
     query = params.to_query(endpoint, codec)
-    page = await item_listing.list_tag_items(session, tag, query)
+    page = await item_listing.list_tag_items(database, tag, query)
     return page_response(request, page, params, endpoint, codec)
 
 

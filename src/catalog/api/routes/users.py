@@ -11,6 +11,7 @@ from catalog.api.deps import (
     CurrentSuperuserReadOnly,
     CurrentUser,
     CurrentUserReadOnly,
+    DatabaseDep,
     PageDep,
     ReadSessionDep,
 )
@@ -89,12 +90,12 @@ async def delete_user(user_id: int, _: CurrentSuperuser, session: AsyncSessionDe
 async def list_user_items(
     user_id: int,
     request: Request,
-    session: ReadSessionDep,
+    database: DatabaseDep,
     params: ItemListDep,
     codec: CursorCodecDep,
 ) -> Response:
     """A user's items: filtered, sorted (default by id) and paged like GET /items."""
     endpoint = f"users/{user_id}"
     query = params.to_query(endpoint, codec)
-    page = await item_listing.list_user_items(session, user_id, query)
+    page = await item_listing.list_user_items(database, user_id, query)
     return page_response(request, page, params, endpoint, codec)
