@@ -1,0 +1,230 @@
+"""POST /auth/token and the bearer tokens it issues.
+
+Login is the OAuth2 password flow: form fields `username` (the email) and `password`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from catalog import security
+from catalog.security import create_access_token
+from tests.api import Fetch, MakeUser, bearer, login
+from tests.conftest import SECRET, Account
+
+BAD_CREDENTIALS = {"detail": "Incorrect email or password"}
+
+
+async def test_login_returns_a_bearer_token_for_users_me(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    response = await login(client, user.email, user.password)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "token_type"}
+    assert body["token_type"] == "bearer"
+    me = await client.get("/users/me", headers=bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["id"] == user.id
+    assert me.json()["email"] == user.email
+
+
+async def test_login_matches_the_email_case_insensitively(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    response = await login(client, user.email.upper(), user.password)
+
+    assert response.status_code == 200
+    me = await client.get("/users/me", headers=bearer(response.json()["access_token"]))
+    assert me.json()["id"] == user.id
+
+
+async def test_an_account_registered_in_mixed_case_logs_in_in_lower_case(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post(
+        "/users", json={"email": "Carol.Smith@Example.COM", "password": "password123"}
+    )
+    assert created.status_code == 201
+
+    response = await login(client, "carol.smith@example.com", "password123")
+
+    assert response.status_code == 200
+
+
+async def test_wrong_password_is_401(client: httpx.AsyncClient, user: Account) -> None:
+    response = await login(client, user.email, "not-the-password")
+
+    assert response.status_code == 401
+    assert response.json() == BAD_CREDENTIALS
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_unknown_email_is_401_and_indistinguishable_from_a_wrong_password(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    unknown = await login(client, "nobody@example.com", user.password)
+    wrong = await login(client, user.email, "not-the-password")
+
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.json() == wrong.json() == BAD_CREDENTIALS
+    assert unknown.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_inactive_user_with_the_right_password_is_403(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    account = await make_user("sleepy@example.com", is_active=False)
+
+    response = await login(client, account.email, account.password)
+
+    assert response.status_code == 403
+    assert "access_token" not in response.json()
+
+
+async def test_inactive_user_with_a_wrong_password_is_401(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    # Only someone who knows the password learns that the account is deactivated.
+    account = await make_user("sleepy@example.com", is_active=False)
+
+    response = await login(client, account.email, "not-the-password")
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "form",
+    [{"username": "alice@example.com"}, {"password": "password123"}, {}],
+    ids=["no-password", "no-username", "empty"],
+)
+async def test_login_with_missing_fields_is_422(
+    client: httpx.AsyncClient, user: Account, form: dict[str, str]
+) -> None:
+    response = await client.post("/auth/token", data=form)
+
+    assert response.status_code == 422
+
+
+async def test_login_takes_a_form_not_json(client: httpx.AsyncClient, user: Account) -> None:
+    response = await client.post(
+        "/auth/token", json={"username": user.email, "password": user.password}
+    )
+
+    assert response.status_code == 422
+
+
+class _VerifySpy:
+    """Wraps PasswordHash.verify, recording the hash each call checked against."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.hashes: list[str] = []
+
+    def __call__(self, password: str, hashed: str) -> bool:
+        self.hashes.append(hashed)
+        return bool(self.real(password, hashed))
+
+
+def _argon2_cost(hashed: str) -> list[str]:
+    """The algorithm, version and cost fields of a PHC string: `$argon2id$v=19$m=..,t=..,p=..`."""
+    return hashed.split("$")[1:4]
+
+
+async def test_unknown_email_costs_the_same_hash_work_as_a_wrong_password(
+    client: httpx.AsyncClient,
+    user: Account,
+    fetch: Fetch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not timed: the invariant is that both paths run one argon2 verification of
+    # the same cost, which is what makes their timings alike.
+    spy = _VerifySpy(security._password_hash.verify)
+    monkeypatch.setattr(security._password_hash, "verify", spy)
+    [(stored,)] = await fetch("SELECT hashed_password FROM users WHERE id = :id", id=user.id)
+
+    assert (await login(client, "nobody@example.com", "some-password")).status_code == 401
+    unknown_email = list(spy.hashes)
+    spy.hashes.clear()
+    assert (await login(client, user.email, "some-password")).status_code == 401
+    wrong_password = list(spy.hashes)
+
+    assert wrong_password == [stored]
+    assert len(unknown_email) == 1
+    assert unknown_email[0] != stored
+    assert _argon2_cost(unknown_email[0]) == _argon2_cost(stored)
+
+
+# --- bearer tokens on a protected endpoint ----------------------------------------------
+
+
+def _token(claims: dict[str, Any], key: str = SECRET) -> str:
+    return jwt.encode(claims, key, algorithm=security.ALGORITHM)
+
+
+FAR_FUTURE = 4102444800  # 2100-01-01: these tokens fail for another reason than expiry
+BAD_HEADERS: dict[str, Callable[[int], dict[str, str]]] = {
+    "none": lambda _: {},
+    "empty-bearer": lambda _: {"Authorization": "Bearer"},
+    "garbage": lambda _: bearer("not-a-jwt"),
+    "basic-scheme": lambda _: {"Authorization": "Basic YWxpY2U6cGFzc3dvcmQxMjM="},
+    "foreign-key": lambda uid: bearer(
+        _token({"sub": str(uid), "exp": FAR_FUTURE}, key="another-key-" + "y" * 32)
+    ),
+    "non-integer-sub": lambda _: bearer(_token({"sub": "alice", "exp": FAR_FUTURE})),
+    "no-exp": lambda uid: bearer(_token({"sub": str(uid)})),
+    "alg-none": lambda uid: bearer(
+        jwt.encode({"sub": str(uid), "exp": FAR_FUTURE}, None, algorithm="none")
+    ),
+}
+
+
+@pytest.mark.parametrize("make_headers", BAD_HEADERS.values(), ids=BAD_HEADERS.keys())
+async def test_users_me_without_a_valid_token_is_401(
+    client: httpx.AsyncClient, user: Account, make_headers: Callable[[int], dict[str, str]]
+) -> None:
+    response = await client.get("/users/me", headers=make_headers(user.id))
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+async def test_expired_token_is_401_on_users_me(
+    client: httpx.AsyncClient, fetch: Fetch, user: Account, method: str
+) -> None:
+    expired = create_access_token(user.id, SECRET, -1)
+
+    response = await client.request(
+        method, "/users/me", json={"full_name": "x"}, headers=bearer(expired)
+    )
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert await fetch("SELECT full_name FROM users") == [(None,)]
+
+
+async def test_a_bad_token_cannot_patch_users_me(
+    client: httpx.AsyncClient, fetch: Fetch, user: Account
+) -> None:
+    response = await client.patch("/users/me", json={"full_name": "x"}, headers=bearer("not-a-jwt"))
+
+    assert response.status_code == 401
+    assert await fetch("SELECT full_name FROM users") == [(None,)]
+
+
+async def test_token_of_a_deleted_user_is_401(
+    client: httpx.AsyncClient, user: Account, superuser: Account
+) -> None:
+    assert (await client.delete(f"/users/{user.id}", headers=superuser.headers)).status_code == 204
+
+    response = await client.get("/users/me", headers=user.headers)
+
+    assert response.status_code == 401
