@@ -1,0 +1,25 @@
+"""The `catalog` command line: `serve`, `db ...`, `users ...` and `seed`."""
+
+from __future__ import annotations
+
+import typer
+
+from catalog.cli import db, users
+from catalog.cli.common import CatalogGroup
+from catalog.cli.seed import seed
+from catalog.cli.serve import serve
+
+app = typer.Typer(
+    cls=CatalogGroup,
+    name="catalog",
+    help="Catalog: serve the API and administer its database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals can hold passwords and URLs
+)
+app.command()(serve)
+app.command()(seed)
+app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+
+__all__ = ["app"]

@@ -1,0 +1,58 @@
+"""What every command shares: consoles, one-line errors, the error-handling command group."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.exc import DBAPIError
+from typer.core import TyperGroup
+
+from catalog.config import SettingsError
+
+# Results go to stdout; progress, notices and errors to stderr, so output can be piped.
+out = Console()
+err = Console(stderr=True)
+
+USAGE_ERROR = 2  # the exit code click uses for bad usage; bad configuration is the same kind
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print `error: <message>` as one line on stderr and exit with `code`."""
+    typer.secho(f"error: {' '.join(message.split())}", err=True, fg="red")
+    raise typer.Exit(code)
+
+
+def validation_message(error: ValidationError) -> str:
+    """A pydantic error as `field: message; field: message`."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        parts.append(f"{field}: {item['msg']}" if field else str(item["msg"]))
+    return "; ".join(parts)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+class CatalogGroup(TyperGroup):
+    """The root group: turns expected failures from any command into one-line errors.
+
+    Configuration errors exit with 2 and database errors (unreachable server, missing
+    tables...) with 1; neither prints a traceback, which would only bury the message.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as error:
+            fail(str(error), USAGE_ERROR)
+        except DBAPIError as error:
+            hint = ""
+            if "does not exist" in str(error.orig) or "no such table" in str(error.orig):
+                hint = " (is the database migrated? run `catalog db upgrade`)"
+            fail(f"database error: {_first_line(error.orig or error)}{hint}")
