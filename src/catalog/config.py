@@ -89,9 +89,12 @@ def _local_development_key(path: Path) -> str:
     except FileNotFoundError:
         pass
     key = secrets.token_urlsafe(48)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(key + "\n")
-    os.chmod(tmp, 0o600)
+    # A name unique per call (not per process: threads race too), created 0600 from the
+    # start so the key is never readable by others, not even briefly.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
     try:
         # link() fails if another worker won the race; then its key is the key.
         os.link(tmp, path)
@@ -107,7 +110,8 @@ def _one_line(error: ValidationError) -> str:
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"]).upper()
         message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{field}: {message}" if field else message)
+        named = not field or message.startswith(field)
+        parts.append(message if named else f"{field}: {message}")
     return "invalid configuration: " + "; ".join(parts)
 
 

@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
+    app.state.signing_key = signing_key
     app.state.cursor_codec = CursorCodec(signing_key)
     if database is not None:  # usable before startup, e.g. by ASGI test clients
         app.state.database = database

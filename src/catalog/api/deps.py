@@ -24,6 +24,8 @@ from catalog.security import decode_access_token
 from catalog.services.users import ensure_active
 
 MAX_PAGE_SIZE = 100
+# Past any table's size; beyond it PostgreSQL would reject the OFFSET parameter itself.
+MAX_SKIP = 2**31 - 1
 
 
 async def get_database(request: Request) -> Database:
@@ -38,8 +40,15 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_signing_key(request: Request) -> str:
+    """The token signing key, resolved once when the app was built."""
+    key: str = request.app.state.signing_key
+    return key
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SigningKeyDep = Annotated[str, Depends(get_signing_key)]
 
 
 async def get_async_db(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
@@ -61,26 +70,24 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-async def _authenticated(session: AsyncSession, settings: Settings, token: str | None) -> User:
-    user_id = decode_access_token(token, settings.signing_key()) if token else None
+async def _authenticated(session: AsyncSession, key: str, token: str | None) -> User:
+    user_id = decode_access_token(token, key) if token else None
     user = await session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise AuthenticationError("Could not validate credentials")
     return ensure_active(user)
 
 
-async def get_current_user(
-    session: AsyncSessionDep, settings: SettingsDep, token: TokenDep
-) -> User:
+async def get_current_user(session: AsyncSessionDep, key: SigningKeyDep, token: TokenDep) -> User:
     """The active user the bearer token names, looked up in the request's write session."""
-    return await _authenticated(session, settings, token)
+    return await _authenticated(session, key, token)
 
 
 async def get_current_user_read_only(
-    session: ReadSessionDep, settings: SettingsDep, token: TokenDep
+    session: ReadSessionDep, key: SigningKeyDep, token: TokenDep
 ) -> User:
     """As `get_current_user`, for endpoints that only read."""
-    return await _authenticated(session, settings, token)
+    return await _authenticated(session, key, token)
 
 
 def _superuser(user: User) -> User:
@@ -117,7 +124,7 @@ class Page:
 
 # Async on purpose: FastAPI runs sync dependencies (and classes) in the threadpool.
 async def page_params(
-    skip: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Rows to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
 ) -> Page:
     """`skip` and `limit` from the query string."""

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 from starlette.responses import Response
 
-from catalog.api.deps import MAX_PAGE_SIZE
+from catalog.api.deps import MAX_PAGE_SIZE, MAX_SKIP
 from catalog.api.responses import json_response
 from catalog.pagination import (
     CursorCodec,
@@ -123,7 +123,7 @@ async def item_list_params(
         Query(description="Fields id, name, price, created_at, updated_at; '-' = desc"),
         AfterValidator(_check_sort),
     ] = "id",
-    skip: Annotated[int | None, Query(ge=0, description="Rows to skip")] = None,
+    skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Rows to skip")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
     cursor: Annotated[str | None, Query(description="From a Link rel=next header")] = None,
     count: Annotated[bool, Query(description="Send X-Total-Count")] = False,

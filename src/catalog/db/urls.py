@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from sqlalchemy.engine import URL, make_url
@@ -17,6 +18,8 @@ _ACCEPTED: dict[str, frozenset[str]] = {
     "sqlite": frozenset({"", "aiosqlite", "pysqlite"}),
 }
 _ALIASES = {"postgres": "postgresql"}
+# The password of a URL too malformed to parse, so an error message can leave it out.
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
 
 
 class DatabaseURLs(NamedTuple):
@@ -35,7 +38,8 @@ def resolve_urls(raw: str) -> DatabaseURLs:
     try:
         url = make_url(raw.strip())
     except (ArgumentError, ValueError):
-        raise ValueError(f"DATABASE_URL is not a valid database URL: {raw!r}") from None
+        shown = _PASSWORD.sub(r"\1***@", raw)
+        raise ValueError(f"DATABASE_URL is not a valid database URL: {shown!r}") from None
     backend, _, driver = url.drivername.partition("+")
     backend = _ALIASES.get(backend, backend)
     if backend not in _DRIVERS:
@@ -49,7 +53,14 @@ def resolve_urls(raw: str) -> DatabaseURLs:
     if backend == "postgresql" and not url.database:
         raise ValueError("DATABASE_URL must name a PostgreSQL database")
     async_driver, sync_driver = _DRIVERS[backend]
-    return DatabaseURLs(
-        async_url=url.set(drivername=f"{backend}+{async_driver}"),
-        sync_url=url.set(drivername=f"{backend}+{sync_driver}"),
-    )
+    async_url = url.set(drivername=f"{backend}+{async_driver}")
+    sync_url = url.set(drivername=f"{backend}+{sync_driver}")
+    if backend == "postgresql":
+        # libpq (psycopg) spells the TLS mode `sslmode`, asyncpg spells it `ssl`: accept
+        # either and hand each driver its own spelling.
+        query = {k: v for k, v in url.query.items() if k not in ("sslmode", "ssl")}
+        mode = url.query.get("sslmode") or url.query.get("ssl")
+        if mode:
+            async_url = async_url.set(query=query | {"ssl": mode})
+            sync_url = sync_url.set(query=query | {"sslmode": mode})
+    return DatabaseURLs(async_url=async_url, sync_url=sync_url)

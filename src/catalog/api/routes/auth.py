@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
-from catalog.api.deps import ReadSessionDep, SettingsDep
+from catalog.api.deps import ReadSessionDep, SettingsDep, SigningKeyDep
 from catalog.schemas import Token
 from catalog.security import create_access_token
 from catalog.services import users
@@ -24,10 +24,9 @@ async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: ReadSessionDep,
     settings: SettingsDep,
+    key: SigningKeyDep,
 ) -> Token:
     """Exchange an email (as `username`) and password for an access token."""
     user = await users.authenticate(session, form.username, form.password)
-    token = create_access_token(
-        user.id, settings.signing_key(), settings.access_token_expire_minutes
-    )
+    token = create_access_token(user.id, key, settings.access_token_expire_minutes)
     return Token(access_token=token)

@@ -62,7 +62,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("owner_id", sa.Integer(), nullable=False),
-        sa.CheckConstraint("price >= 0", name="ck_items_price_non_negative"),
+        # op.f(): the name is final; the naming convention must not prefix it again.
+        sa.CheckConstraint("price >= 0", name=op.f("ck_items_price_non_negative")),
         sa.ForeignKeyConstraint(
             ["owner_id"], ["users.id"], name="fk_items_owner_id_users", ondelete="CASCADE"
         ),

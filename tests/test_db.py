@@ -1,0 +1,408 @@
+"""The database layer: engines, SQLite pragmas, pools and the units of work (async and sync)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy.exc
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+from catalog.config import Settings
+from catalog.db.engine import create_async_db_engine, create_sync_engine
+from catalog.db.session import Database, SyncDatabase, session_scope
+from catalog.migrations.runner import upgrade
+from catalog.models import Item, Tag
+from tests.conftest import make_settings, throwaway_database
+
+
+class Boom(Exception):
+    """Raised by a test body to make a unit of work fail."""
+
+
+@pytest.fixture
+def sync_database(settings: Settings, database: Database) -> Iterator[SyncDatabase]:
+    """The sync side of the same test database (`database` makes the tables get emptied)."""
+    db = SyncDatabase.from_settings(settings)
+    yield db
+    db.dispose()
+
+
+async def tag_names(database: Database) -> list[str]:
+    """Tag names as a fresh session sees them: what was committed."""
+    async with database.read_only() as session:
+        return list((await session.scalars(select(Tag.name).order_by(Tag.name))).all())
+
+
+async def add_tags(database: Database, *names: str, then: Exception | None = None) -> None:
+    """One unit of work inserting `names` (each flushed to the database), then raising `then`."""
+    async with database.unit_of_work() as session:
+        for name in names:
+            session.add(Tag(name=name))
+            await session.flush()
+        if then is not None:
+            raise then
+
+
+def sync_add_tags(
+    scope: AbstractContextManager[Session], *names: str, then: Exception | None = None
+) -> None:
+    """As `add_tags`, in a sync session scope."""
+    with scope as session:
+        for name in names:
+            session.add(Tag(name=name))
+            session.flush()
+        if then is not None:
+            raise then
+
+
+def checked_out(engine: Engine | AsyncEngine) -> int:
+    """Connections currently lent out by the engine's pool."""
+    return engine.pool.checkedout()  # type: ignore[attr-defined,no-any-return]
+
+
+# --- the async unit of work -----------------------------------------------------------------
+
+
+async def test_unit_of_work_commits_on_success(database: Database) -> None:
+    async with database.unit_of_work() as session:
+        session.add(Tag(name="kept"))
+    assert await tag_names(database) == ["kept"]
+    assert checked_out(database.engine) == 0
+
+
+async def test_unit_of_work_rolls_back_on_error(database: Database) -> None:
+    with pytest.raises(Boom):
+        await add_tags(database, "discarded", then=Boom())
+    assert await tag_names(database) == []
+    assert checked_out(database.engine) == 0
+
+
+async def test_unit_of_work_reports_a_failing_commit(database: Database) -> None:
+    """A commit that fails surfaces as an exception and leaves nothing behind."""
+
+    async def write_with_failing_commit() -> None:
+        async with database.unit_of_work() as session:
+            event.listen(session.sync_session, "before_commit", fail_commit)
+            session.add(Tag(name="never-committed"))
+            await session.flush()
+
+    def fail_commit(session: Session) -> None:
+        raise Boom
+
+    with pytest.raises(Boom):
+        await write_with_failing_commit()
+    assert await tag_names(database) == []
+    assert checked_out(database.engine) == 0
+
+
+async def test_unit_of_work_rolls_back_on_integrity_error(database: Database) -> None:
+    await add_tags(database, "taken")
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        await add_tags(database, "other", "taken")
+    assert await tag_names(database) == ["taken"]
+    assert checked_out(database.engine) == 0
+
+
+async def test_cancelled_unit_of_work_rolls_back_and_returns_its_connection(
+    database: Database,
+) -> None:
+    """A request cancelled mid-transaction (client gone) must not leak a connection or lock."""
+    inside = asyncio.Event()
+
+    async def stuck_writer() -> None:
+        async with database.unit_of_work() as session:
+            session.add(Tag(name="cancelled"))
+            await session.flush()
+            inside.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(stuck_writer())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert checked_out(database.engine) == 0
+    # The write lock was released: another writer gets through.
+    async with database.unit_of_work() as session:
+        session.add(Tag(name="after"))
+    assert await tag_names(database) == ["after"]
+
+
+async def test_objects_stay_usable_after_commit(database: Database) -> None:
+    """expire_on_commit=False: reading attributes after the commit needs no lazy load."""
+    async with database.unit_of_work() as session:
+        tag = Tag(name="loaded")
+        session.add(tag)
+    # With expiry, the first attribute access would need IO: MissingGreenlet in async code.
+    assert sa_inspect(tag).expired_attributes == set()
+    assert tag.name == "loaded"
+    assert isinstance(tag.id, int)
+
+
+async def test_read_session_runs_outside_a_transaction(database: Database) -> None:
+    """A read sends no BEGIN: each statement is its own (autocommit) transaction."""
+    assert await _runs_in_transaction(database.read_only()) is False
+    # The same probe sees the write session's transaction, so it can tell the difference.
+    assert await _runs_in_transaction(database.unit_of_work()) is True
+    assert checked_out(database.engine) == 0
+
+
+async def _runs_in_transaction(sessions: Any) -> bool:
+    session: AsyncSession
+    async with sessions as session:
+        if session.bind.dialect.name == "postgresql":
+            # Assign a transaction id, then ask for it in the next statement: only a
+            # transaction spanning both statements still has one.
+            await session.execute(text("SELECT txid_current()"))
+            xid = await session.scalar(text("SELECT txid_current_if_assigned()"))
+            return xid is not None
+        await session.execute(text("SELECT count(*) FROM tags"))
+        raw = await (await session.connection()).get_raw_connection()
+        return bool(raw.driver_connection.in_transaction)  # type: ignore[union-attr]
+
+
+async def test_read_session_sees_committed_writes(database: Database) -> None:
+    async with database.unit_of_work() as session:
+        session.add(Tag(name="visible"))
+    async with database.read_only() as session:
+        assert await session.scalar(select(func.count()).select_from(Tag)) == 1
+
+
+# --- the sync unit of work ------------------------------------------------------------------
+
+
+def _sync_tag_names(db: SyncDatabase) -> list[str]:
+    with db.sessions() as session:
+        return list(session.scalars(select(Tag.name).order_by(Tag.name)).all())
+
+
+async def test_session_scope_commits_on_success(sync_database: SyncDatabase) -> None:
+    with sync_database.session_scope() as session:
+        session.add(Tag(name="kept"))
+    assert _sync_tag_names(sync_database) == ["kept"]
+    assert checked_out(sync_database.engine) == 0
+
+
+async def test_session_scope_rolls_back_on_error(sync_database: SyncDatabase) -> None:
+    with pytest.raises(Boom):
+        sync_add_tags(sync_database.session_scope(), "discarded", then=Boom())
+    assert _sync_tag_names(sync_database) == []
+    assert checked_out(sync_database.engine) == 0
+
+
+async def test_get_db_commits_when_the_caller_finishes(sync_database: SyncDatabase) -> None:
+    """Driven the way a dependency-injection framework drives a generator."""
+    dependency = sync_database.get_db()
+    session = next(dependency)
+    session.add(Tag(name="kept"))
+    with pytest.raises(StopIteration):
+        next(dependency)
+    assert _sync_tag_names(sync_database) == ["kept"]
+    assert checked_out(sync_database.engine) == 0
+
+
+async def test_get_db_rolls_back_when_the_caller_fails(sync_database: SyncDatabase) -> None:
+    dependency = sync_database.get_db()
+    session = next(dependency)
+    session.add(Tag(name="discarded"))
+    session.flush()
+    with pytest.raises(Boom):
+        dependency.throw(Boom())
+    assert _sync_tag_names(sync_database) == []
+    assert checked_out(sync_database.engine) == 0
+
+
+async def test_module_session_scope(settings: Settings, database: Database) -> None:
+    sync_add_tags(session_scope(settings), "one-off")
+    with pytest.raises(Boom):
+        sync_add_tags(session_scope(settings), "discarded", then=Boom())
+    assert await tag_names(database) == ["one-off"]
+
+
+async def test_sync_and_async_engines_share_one_database(
+    sync_database: SyncDatabase, database: Database
+) -> None:
+    with sync_database.session_scope() as session:
+        session.add(Tag(name="from-sync"))
+    assert await tag_names(database) == ["from-sync"]
+
+
+# --- pools ----------------------------------------------------------------------------------
+
+POOLED = {"db_pool_size": 3, "db_max_overflow": 4, "db_pool_timeout": 2.5, "db_pool_recycle": 60}
+
+
+@pytest.mark.parametrize("create", [create_sync_engine, create_async_db_engine])
+async def test_postgresql_pool_comes_from_settings(create: Any) -> None:
+    # Creating an engine does not connect, so no server is needed.
+    engine = create(make_settings("postgresql://u@127.0.0.1/catalog", **POOLED))
+    pool = engine.pool
+    assert (pool.size(), pool._max_overflow, pool._timeout, pool._recycle) == (3, 4, 2.5, 60)
+    if isinstance(engine, AsyncEngine):
+        await engine.dispose()
+    else:
+        engine.dispose()
+
+
+async def test_postgresql_pool_limit_is_enforced(tmp_path: Path) -> None:
+    """With 1 + 0 connections, a second checkout waits `db_pool_timeout` and then fails."""
+    with throwaway_database("postgresql", tmp_path) as url:
+        settings = make_settings(url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.1)
+        engine = create_async_db_engine(settings)
+        try:
+            async with engine.connect():
+                with pytest.raises(sqlalchemy.exc.TimeoutError):
+                    async with engine.connect():
+                        pass
+        finally:
+            await engine.dispose()
+
+
+async def test_postgresql_url_with_sslmode_serves_both_engines(tmp_path: Path) -> None:
+    """`?sslmode=` (libpq's spelling, as hosting providers hand it out) must not break asyncpg."""
+    with throwaway_database("postgresql", tmp_path) as url:
+        settings = make_settings(f"{url}?sslmode=disable")
+        sync_engine = create_sync_engine(settings)
+        async_engine = create_async_db_engine(settings)
+        try:
+            with sync_engine.connect() as connection:
+                assert connection.execute(text("SELECT 1")).scalar() == 1
+            async with async_engine.connect() as async_connection:
+                assert (await async_connection.execute(text("SELECT 1"))).scalar() == 1
+        finally:
+            sync_engine.dispose()
+            await async_engine.dispose()
+
+
+# --- SQLite configured for a service ------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """A migrated SQLite database of its own; the busy timeout is recognisable, and long
+    enough that a loaded CI machine cannot turn waiting writers into "database is locked"."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'own.db'}", sqlite_busy_timeout_ms=31_234)
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture
+async def sqlite_database(sqlite_settings: Settings) -> AsyncIterator[Database]:
+    db = Database.from_settings(sqlite_settings)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def sqlite_sync_database(sqlite_settings: Settings) -> Iterator[SyncDatabase]:
+    db = SyncDatabase.from_settings(sqlite_settings)
+    yield db
+    db.dispose()
+
+
+PRAGMAS = {"foreign_keys": 1, "journal_mode": "wal", "busy_timeout": 31_234}
+
+
+def test_sqlite_pragmas_on_the_sync_engine(sqlite_sync_database: SyncDatabase) -> None:
+    with sqlite_sync_database.engine.connect() as connection:
+        found = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in PRAGMAS}
+    assert found == PRAGMAS
+
+
+async def test_sqlite_pragmas_on_the_async_engine(sqlite_database: Database) -> None:
+    for sessions in (sqlite_database.read_only, sqlite_database.unit_of_work):
+        async with sessions() as session:
+            connection = await session.connection()
+            found = {
+                name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in PRAGMAS
+            }
+        assert found == PRAGMAS
+
+
+async def test_sqlite_enforces_foreign_keys(
+    sqlite_database: Database, sqlite_sync_database: SyncDatabase
+) -> None:
+    orphan = {"name": "orphan", "price": 1, "owner_id": 999}
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        async with sqlite_database.unit_of_work() as session:
+            session.add(Item(**orphan))
+    with pytest.raises(sqlalchemy.exc.IntegrityError), sqlite_sync_database.session_scope() as s:
+        s.add(Item(**orphan))
+
+
+def _insert_tags_after_reading(db: SyncDatabase, prefix: str, count: int) -> None:
+    """Read, then write, in one transaction: the pattern that deadlocks a deferred BEGIN."""
+    for n in range(count):
+        with db.session_scope() as session:
+            session.scalar(select(func.count()).select_from(Tag))
+            session.add(Tag(name=f"{prefix}-{n}"))
+
+
+def test_sqlite_concurrent_sync_writers_all_succeed(sqlite_sync_database: SyncDatabase) -> None:
+    threads, per_thread = 8, 25
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            _insert_tags_after_reading(sqlite_sync_database, f"t{index}", per_thread)
+        except BaseException as error:  # collected: a thread's exception would be lost
+            errors.append(error)
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    with sqlite_sync_database.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Tag)) == threads * per_thread
+
+
+async def test_sqlite_concurrent_async_writers_all_succeed(sqlite_database: Database) -> None:
+    tasks = 20
+
+    async def writer(index: int) -> None:
+        async with sqlite_database.unit_of_work() as session:
+            await session.scalar(select(func.count()).select_from(Tag))
+            session.add(Tag(name=f"task-{index}"))
+
+    results = await asyncio.gather(*(writer(i) for i in range(tasks)), return_exceptions=True)
+    assert [r for r in results if r is not None] == []
+    assert len(await tag_names(sqlite_database)) == tasks
+    assert checked_out(sqlite_database.engine) == 0
+
+
+def test_sqlite_writer_waits_for_the_lock_holder(sqlite_settings: Settings) -> None:
+    """A writer blocked by another one waits (busy timeout) instead of failing at once."""
+    holder = create_sync_engine(sqlite_settings)
+    waiter = SyncDatabase(create_sync_engine(sqlite_settings))
+    impatient = SyncDatabase(
+        create_sync_engine(sqlite_settings.model_copy(update={"sqlite_busy_timeout_ms": 0}))
+    )
+    try:
+        with holder.connect() as locked:
+            locked.execute(text("INSERT INTO tags (name) VALUES ('holder')"))  # BEGIN IMMEDIATE
+            # Without a busy timeout the second writer fails: the lock really is held.
+            with pytest.raises(sqlalchemy.exc.OperationalError, match="locked"):
+                _insert_tags_after_reading(impatient, "impatient", 1)
+            release = threading.Timer(0.2, locked.commit)
+            release.start()
+            _insert_tags_after_reading(waiter, "waiter", 1)
+            release.join()
+        with waiter.sessions() as session:
+            names = session.scalars(select(Tag.name).order_by(Tag.name)).all()
+        assert names == ["holder", "waiter-0"]
+    finally:
+        holder.dispose()
+        waiter.dispose()
+        impatient.dispose()
