@@ -73,9 +73,9 @@ def parse_sort(raw: str, allowed: Mapping[str, SortField]) -> SortKey:
             raise InvalidSortError(f"sort field {name!r} given twice")
         seen.add(name)
         fields.append((name, desc))
-        if name == "id":  # id is unique: anything after it cannot change the order
-            break
-    if "id" not in seen:
+    if "id" in seen:  # id is unique: fields after it cannot change the order
+        fields = fields[: [name for name, _ in fields].index("id") + 1]
+    else:
         fields.append(("id", False))
     return SortKey(tuple(fields))
 
@@ -142,7 +142,10 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # one spelling per cursor: unused low bits must be zero
+        raise ValueError("non-canonical base64")
+    return data
 
 
 def encode_value(value: Any) -> Any:

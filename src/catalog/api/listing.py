@@ -50,7 +50,10 @@ def _as_utc(value: datetime | None) -> datetime | None:
     # A timestamp without a zone is taken as UTC, the zone the service stores.
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59-01:00 is past year 9999 in UTC
+        raise ValueError("timestamp is out of range in UTC") from None
 
 
 def _tag_names(values: list[str]) -> list[str]:

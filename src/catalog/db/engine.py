@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from catalog.config import Settings
+from catalog.db.types import unicode_lower
 from catalog.db.urls import resolve_urls
 
 READ_ONLY = {"isolation_level": "AUTOCOMMIT"}
@@ -46,6 +47,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.close()
+        dbapi_connection.create_function("unicode_lower", 1, unicode_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

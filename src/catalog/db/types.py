@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, String, types
+from sqlalchemy import Boolean, DateTime, String, types
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -91,3 +91,33 @@ def _agg_pg(element: string_agg_list, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(string_agg_list, "sqlite")
 def _agg_sqlite(element: string_agg_list, compiler: SQLCompiler, **kw: Any) -> str:
     return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+class unicode_ilike(FunctionElement[bool]):
+    """`column ILIKE pattern` (pattern escaped with backslash), folding case beyond ASCII.
+
+    Both databases' built-in case folding is ASCII-only for our code-point columns:
+    PostgreSQL compares under the database's default collation instead of "C" (the
+    pg_trgm index is declared with that collation so it still serves the query);
+    SQLite lower-cases both sides with Python's str.lower (see `unicode_lower`).
+    """
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(unicode_ilike, "postgresql")
+def _ilike_pg(element: unicode_ilike, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} COLLATE \"default\") ILIKE {pattern} ESCAPE '\\'"
+
+
+@compiles(unicode_ilike, "sqlite")
+def _ilike_sqlite(element: unicode_ilike, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"unicode_lower({column}) LIKE unicode_lower({pattern}) ESCAPE '\\'"
+
+
+def unicode_lower(value: str | None) -> str | None:
+    """SQLite function `unicode_lower`, registered on every connection."""
+    return value.lower() if value is not None else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from sqlalchemy import BindParameter, ColumnElement, bindparam, exists, func, se
 
 from catalog.db.reads import ReadQuery
 from catalog.db.session import Database
+from catalog.db.types import unicode_ilike
 from catalog.errors import NotFoundError
 from catalog.models import Item, Tag, item_tags
 from catalog.pagination import (
@@ -59,6 +60,8 @@ _COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
     "created_before": lambda p: Item.created_at <= p,
 }
 Scope = Literal["all", "owner", "tag"]
+CENT = Decimal("0.01")
+MAX_PRICE = Decimal("9999999999.99")
 
 
 @dataclass(frozen=True)
@@ -80,15 +83,34 @@ class ItemFilters:
         data["tags"] = sorted(set(self.tags))
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
+    def price_bounds(self) -> tuple[Decimal | None, Decimal | None] | None:
+        """The price bounds in whole cents, None where a bound excludes nothing.
+
+        Prices are whole cents below 10^10, so rounding a lower bound up and an upper
+        bound down is exact, and keeps any bound a client sends (1e-9999, 1e9999)
+        representable as the column's NUMERIC(12, 2). None: no price can match.
+        """
+        low, high = self.min_price, self.max_price
+        if low is not None:
+            if low > MAX_PRICE:
+                return None
+            low = None if low <= 0 else low.quantize(CENT, rounding=ROUND_CEILING)
+        if high is not None:
+            if high < 0:
+                return None
+            high = None if high >= MAX_PRICE else high.quantize(CENT, rounding=ROUND_FLOOR)
+        return low, high
+
     def matches_nothing(self) -> bool:
-        """True when no row can match (an owner id outside the id range)."""
-        return self.owner_id is not None and not is_valid_id(self.owner_id)
+        """True when no row can match (an impossible owner id or price range)."""
+        bad_owner = self.owner_id is not None and not is_valid_id(self.owner_id)
+        return bad_owner or self.price_bounds() is None
 
     def parameters(self) -> dict[str, Any]:
         """The bound values; their names alone determine the statement's shape."""
-        params: dict[str, Any] = {
-            name: getattr(self, name) for name in _COMPARISONS if getattr(self, name) is not None
-        }
+        values = {name: getattr(self, name) for name in _COMPARISONS}
+        values["min_price"], values["max_price"] = self.price_bounds() or (None, None)
+        params: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
         if self.q:
             params["q"] = f"%{_escape_like(self.q)}%"
         for i, name in enumerate(sorted(set(self.tags))):
@@ -111,7 +133,7 @@ def _conditions(scope: Scope, names: frozenset[str]) -> list[ColumnElement[bool]
             )
         )
     if "q" in names:
-        where.append(Item.name.ilike(bindparam("q"), escape="\\"))
+        where.append(unicode_ilike(Item.name, bindparam("q")))
     for name in sorted(n for n in names if n.startswith("tag_")):
         where.append(
             exists().where(

@@ -6,7 +6,7 @@ Create Date: 2026-11-24
 
 Every sort ends with the id tie-breaker, so (column, id) indexes let a keyset page
 start with a range scan at any depth; they supersede the single-column name and
-owner indexes. On PostgreSQL a pg_trgm GIN index serves `name ILIKE '%q%'`; the
+owner indexes. On PostgreSQL a pg_trgm GIN index serves the `q` substring search; the
 extension is left installed on downgrade (other objects may rely on it).
 """
 
@@ -40,12 +40,13 @@ def upgrade() -> None:
     op.drop_index("ix_items_owner_id", table_name="items")
     if _is_postgresql():
         op.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+        # Under the database's default collation, as queries fold case with it (the
+        # column's "C" collation folds ASCII only).
         op.create_index(
             "ix_items_name_trgm",
             "items",
-            ["name"],
+            [sa.text('name COLLATE "default" gin_trgm_ops')],
             postgresql_using="gin",
-            postgresql_ops={"name": "gin_trgm_ops"},
         )
 
 

@@ -1,0 +1,339 @@
+"""No hidden queries: every endpoint sends a fixed number of statements, whatever the data.
+
+Each endpoint is measured on a page (or write) of 1 and of 100 items carrying 5 tags each,
+spread over 20 owners, and the counts are pinned. A change that adds a statement per row
+(N+1) or per tag makes the two sizes differ; one that adds a round trip to every request
+changes the pinned number, which is then a deliberate decision.
+
+What is counted: every statement SQLAlchemy hands to the driver (`count_statements`), plus,
+on PostgreSQL, every query sent on the raw asyncpg connection outside SQLAlchemy's cursor
+(reads run straight on asyncpg, and asyncpg's own BEGIN/COMMIT). On SQLite the driver's
+implicit COMMIT is not a statement and is not seen, hence per-backend numbers for writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, insert, select
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.orm import RelationshipProperty
+
+from catalog.db.base import Base
+from catalog.db.session import Database
+from catalog.models import Item, Tag, User, item_tags
+from tests.conftest import Account, StatementCounter
+
+MakeUser = Callable[..., Awaitable[Account]]
+TAGS_PER_ITEM = 5
+OWNERS = 20
+ITEMS = 200  # the big owner has 100 of them, "common" is on all of them
+TAG_POOL = 120  # more than a page of /tags
+
+
+# asyncpg's own type introspection, run once per connection the first time it meets a
+# type (then cached): connection setup, not per-request work.
+_INTROSPECTION = ("typeinfo_tree", "current_setting('jit')")
+
+
+@dataclass
+class SqlLog:
+    """Statements that reached the database driver during a measured request."""
+
+    sqlalchemy: StatementCounter
+    driver: list[str] = field(default_factory=list)
+    # executemany() statements SQLAlchemy already counted, which asyncpg logs again.
+    executemany: list[str] = field(default_factory=list)
+
+    @property
+    def statements(self) -> list[str]:
+        return [*self.sqlalchemy.statements, *self.driver]
+
+    def reset(self) -> None:
+        self.sqlalchemy.reset()
+        self.driver.clear()
+        self.executemany.clear()
+
+    def before_execute(self, *args: Any) -> None:
+        """SQLAlchemy before_cursor_execute listener: remember executemany statements."""
+        statement, executemany = args[2], args[-1]
+        if executemany:
+            self.executemany.append(statement)
+
+    def logged(self, record: Any) -> None:
+        """asyncpg query logger callback."""
+        if record.query in self.executemany:
+            self.executemany.remove(record.query)
+        elif not any(marker in record.query for marker in _INTROSPECTION):
+            self.driver.append(record.query)
+
+
+@pytest.fixture
+def sql(database: Database, count_statements: StatementCounter) -> Iterator[SqlLog]:
+    """`count_statements`, completed on PostgreSQL by a logger on each asyncpg connection."""
+    log = SqlLog(count_statements)
+    if database.backend != "postgresql":
+        yield log
+        return
+    watched: list[Any] = []
+
+    def _watch(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        raw = dbapi_connection.driver_connection
+        if all(raw is not seen for seen in watched):
+            raw.add_query_logger(log.logged)
+            watched.append(raw)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "checkout", _watch)
+    event.listen(engine, "before_cursor_execute", log.before_execute)
+    try:
+        yield log
+    finally:
+        event.remove(engine, "before_cursor_execute", log.before_execute)
+        event.remove(engine, "checkout", _watch)
+        for raw in watched:
+            raw.remove_query_logger(log.logged)
+
+
+async def measure(
+    sql: SqlLog, call: Awaitable[httpx.Response], status: int = 200
+) -> tuple[httpx.Response, list[str]]:
+    """Send one request; return the response and the statements it caused."""
+    sql.reset()
+    response = await call
+    # asyncpg schedules its query loggers with call_soon: let them run.
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert response.status_code == status, response.text
+    return response, sql.statements
+
+
+@dataclass
+class Catalog:
+    """The measured data set."""
+
+    big_owner: Account  # owns items[:100]
+    owners: list[Account]
+    item_ids: list[int]
+
+
+@pytest.fixture
+async def catalog(database: Database, make_user: MakeUser) -> Catalog:
+    """200 items x 5 tags over 20 owners; the tag "common" is on every item."""
+    owners = [await make_user() for _ in range(OWNERS)]
+    async with database.unit_of_work() as session:
+        names = ["common", *(f"t{n:03d}" for n in range(TAG_POOL))]
+        tag_ids = list(
+            await session.scalars(
+                insert(Tag).returning(Tag.id, sort_by_parameter_order=True),
+                [{"name": name} for name in names],
+            )
+        )
+        item_ids = list(
+            await session.scalars(
+                insert(Item).returning(Item.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "name": f"item {n:03d}",
+                        "price": n,
+                        "owner_id": owners[0 if n < 100 else n % OWNERS].id,
+                    }
+                    for n in range(ITEMS)
+                ],
+            )
+        )
+        links = [
+            {"item_id": item_id, "tag_id": tag_ids[0 if j == 0 else 1 + (k * 7 + j) % TAG_POOL]}
+            for k, item_id in enumerate(item_ids)
+            for j in range(TAGS_PER_ITEM)
+        ]
+        await session.execute(insert(item_tags), links)
+    return Catalog(owners[0], owners, item_ids)
+
+
+def _assert_full(items: list[dict[str, Any]], size: int) -> None:
+    assert len(items) == size
+    assert all(len(item["tags"]) == TAGS_PER_ITEM for item in items)
+
+
+# --- reads --------------------------------------------------------------------------------
+
+# Pinned statement counts: the page itself is 1 statement (tags come from a correlated
+# aggregate), /users/{id}/items and /tags/{name}/items add 1 to tell 404 from an empty
+# list, count=true adds the COUNT(*). No BEGIN/ROLLBACK around reads on either backend.
+LIST_COUNTS = {
+    "/items": 1,
+    "/items?count=true": 2,
+    "/items?tag=common&q=item&sort=-price,name": 1,
+    "/users/{owner}/items": 2,
+    "/users/{owner}/items?count=true": 3,
+    "/tags/common/items": 2,
+    "/tags/common/items?count=true&sort=-updated_at": 3,
+}
+
+
+@pytest.mark.parametrize(("url", "expected"), list(LIST_COUNTS.items()))
+async def test_list_pages_cost_the_same_for_1_and_100_items(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog, url: str, expected: int
+) -> None:
+    url = url.format(owner=catalog.big_owner.id)
+    separator = "&" if "?" in url else "?"
+    one, small = await measure(sql, client.get(f"{url}{separator}limit=1"))
+    hundred, big = await measure(sql, client.get(f"{url}{separator}limit=100"))
+
+    _assert_full(one.json(), 1)
+    _assert_full(hundred.json(), 100)
+    assert len(small) == len(big) == expected, (small, big)
+
+
+async def test_cursor_pages_cost_the_same_as_the_first(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog
+) -> None:
+    first, on_first = await measure(sql, client.get("/items?limit=50&sort=-price,name"))
+    link = first.headers["link"]
+    url = link[link.index("<") + 1 : link.index(">")]
+    second, on_second = await measure(sql, client.get(url))
+
+    _assert_full(second.json(), 50)
+    assert len(on_first) == len(on_second) == 1, (on_first, on_second)
+
+
+async def test_read_item_is_one_statement(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog
+) -> None:
+    response, statements = await measure(sql, client.get(f"/items/{catalog.item_ids[0]}"))
+    _assert_full([response.json()], 1)
+    assert len(statements) == 1, statements
+
+
+async def test_list_tags_is_one_statement_for_1_and_100_tags(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog
+) -> None:
+    one, small = await measure(sql, client.get("/tags?limit=1"))
+    hundred, big = await measure(sql, client.get("/tags?limit=100"))
+
+    assert len(one.json()) == 1
+    assert len(hundred.json()) == 100
+    assert one.json()[0] == {"id": one.json()[0]["id"], "name": "common", "item_count": ITEMS}
+    assert len(small) == len(big) == 1, (small, big)
+
+
+# --- writes -------------------------------------------------------------------------------
+
+# Writes run in one transaction: BEGIN (+ COMMIT where visible, see the module docstring),
+# the token's user lookup, then the write itself. Pinned per backend:
+#   POST with tags: INSERT item, INSERT tags ON CONFLICT DO NOTHING, SELECT tag ids,
+#                   INSERT item_tags (one executemany) -> 4 whatever the number of tags;
+#   PATCH/PUT with tags: UPDATE, DELETE old links, then the same 3 tag statements;
+#   PATCH/PUT without tags: UPDATE ... RETURNING, SELECT the tag names;
+#   DELETE: DELETE ... RETURNING.
+TRANSACTION = {"sqlite": 1, "postgresql": 2}  # BEGIN IMMEDIATE | BEGIN + COMMIT
+AUTH = 1
+MANY_TAGS = [f"new{n}" for n in range(25)] + [f"t{n:03d}" for n in range(25)]  # 50: the max
+
+
+def _write_cost(backend: str, statements: int) -> int:
+    return TRANSACTION[backend] + AUTH + statements
+
+
+async def test_create_item_costs_the_same_for_1_and_50_tags(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog, backend: str
+) -> None:
+    owner = catalog.big_owner
+    body = {"name": "lamp", "price": 1}
+    _, bare = await measure(sql, client.post("/items", json=body, headers=owner.headers), 201)
+    one, few = await measure(
+        sql, client.post("/items", json=body | {"tags": ["common"]}, headers=owner.headers), 201
+    )
+    fifty, many = await measure(
+        sql, client.post("/items", json=body | {"tags": MANY_TAGS}, headers=owner.headers), 201
+    )
+
+    assert len(one.json()["tags"]) == 1
+    assert len(fifty.json()["tags"]) == 50
+    assert len(bare) == _write_cost(backend, 1), bare
+    assert len(few) == len(many) == _write_cost(backend, 4), (few, many)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_update_item_costs_the_same_for_1_and_50_tags(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog, backend: str, method: str
+) -> None:
+    owner = catalog.big_owner
+    item_url = f"/items/{catalog.item_ids[0]}"
+    _, bare = await measure(
+        sql, client.request(method, item_url, json={"name": "x"}, headers=owner.headers)
+    )
+    one, few = await measure(
+        sql, client.request(method, item_url, json={"tags": ["common"]}, headers=owner.headers)
+    )
+    fifty, many = await measure(
+        sql, client.request(method, item_url, json={"tags": MANY_TAGS}, headers=owner.headers)
+    )
+    _, back_to_one = await measure(
+        sql, client.request(method, item_url, json={"tags": ["x"]}, headers=owner.headers)
+    )
+
+    assert len(one.json()["tags"]) == 1
+    assert len(fifty.json()["tags"]) == 50
+    assert len(bare) == _write_cost(backend, 2), bare
+    assert len(few) == len(many) == len(back_to_one) == _write_cost(backend, 5), (few, many)
+
+
+async def test_delete_item_costs_the_same_whatever_its_tags(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog, backend: str
+) -> None:
+    owner = catalog.big_owner
+    created = await client.post(
+        "/items", json={"name": "x", "price": 1, "tags": MANY_TAGS}, headers=owner.headers
+    )
+    _, many = await measure(
+        sql, client.delete(f"/items/{created.json()['id']}", headers=owner.headers), 204
+    )
+    _, five = await measure(
+        sql, client.delete(f"/items/{catalog.item_ids[0]}", headers=owner.headers), 204
+    )
+
+    assert len(many) == len(five) == _write_cost(backend, 1), (many, five)
+
+
+# --- no lazy loading ------------------------------------------------------------------------
+
+
+def test_every_relationship_refuses_to_load_lazily() -> None:
+    relationships = [
+        (mapper.class_.__name__, rel.key, rel.lazy)
+        for mapper in Base.registry.mappers
+        for rel in mapper.relationships
+        if isinstance(rel, RelationshipProperty)
+    ]
+    assert {(cls, key) for cls, key, _ in relationships} >= {
+        ("Item", "tags"),
+        ("Item", "owner"),
+        ("User", "items"),
+        ("Tag", "items"),
+    }
+    assert all(lazy == "raise" for _, _, lazy in relationships), relationships
+
+
+async def test_touching_an_unloaded_relationship_raises(
+    database: Database, catalog: Catalog
+) -> None:
+    async with database.read_only() as session:
+        item = (await session.scalars(select(Item).where(Item.id == catalog.item_ids[0]))).one()
+        user = await session.get(User, catalog.big_owner.id)
+        tag = (await session.scalars(select(Tag).where(Tag.name == "common"))).one()
+        assert user is not None
+        for load in (
+            lambda: item.tags,
+            lambda: item.owner,
+            lambda: user.items,
+            lambda: tag.items,
+        ):
+            with pytest.raises(InvalidRequestError, match="lazy='raise'"):
+                load()
