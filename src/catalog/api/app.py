@@ -55,10 +55,13 @@ def _integrity_error(request: Request, error: Exception) -> Response:
 
 
 def _json_safe(value: Any) -> Any:
-    """Make echoed client input encodable: lone surrogates escaped, NaN/Infinity as text."""
+    """Make echoed client input encodable: lone surrogates escaped; NaN, Infinity and
+    integers past 64 bits (which orjson refuses) as text."""
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
         return str(value)
     if isinstance(value, dict):
         return {_json_safe(k): _json_safe(v) for k, v in value.items()}
@@ -68,8 +71,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _validation_error(request: Request, error: Exception) -> Response:
-    # FastAPI's own handler echoes the input and can crash (500) on a lone surrogate or a
-    # bare NaN in the body: neither can be encoded as UTF-8 JSON.
+    # Validation errors echo the client's input, which may not be encodable as-is.
     assert isinstance(error, RequestValidationError)
     detail = _json_safe(jsonable_encoder(error.errors()))
     return json_response({"detail": detail}, status_code=422)
