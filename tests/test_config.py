@@ -53,8 +53,8 @@ def test_defaults() -> None:
     settings = load_settings()
     assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///./catalog.db"
     assert (settings.db_pool_size, settings.db_max_overflow, settings.db_pool_timeout) == (
-        10,
         20,
+        0,
         30.0,
     )
     assert settings.environment == "development"
@@ -98,7 +98,7 @@ def test_explicit_env_file(tmp_path: Path) -> None:
     env_file.parent.mkdir()
     env_file.write_text("DB_POOL_SIZE=7\n")
     assert load_settings(_env_file=env_file).db_pool_size == 7
-    assert load_settings(_env_file=None).db_pool_size == 10
+    assert load_settings(_env_file=None).db_pool_size == 20
 
 
 def test_get_settings_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:

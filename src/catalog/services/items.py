@@ -64,9 +64,10 @@ def _tag_names(
     )
 
 
-def tag_names_column() -> ColumnElement[list[str]]:
-    """The item's sorted tag names, as a correlated subquery column."""
-    return _tag_names(Item.id).correlate(Item).scalar_subquery().label("tags")
+def tag_names_column(items: Any = Item) -> ColumnElement[list[str]]:
+    """The tag names of each row of `items` (the table, or a subquery with an id column)."""
+    item_id = items.id if items is Item else items.c.id
+    return _tag_names(item_id).correlate(items).scalar_subquery().label("tags")
 
 
 async def tag_names_of(session: AsyncSession, item_id: int) -> list[str]:
