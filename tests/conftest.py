@@ -259,3 +259,38 @@ def fetch(database: Database) -> Any:
             return list((await session.execute(text(sql), params)).all())
 
     return _fetch
+
+
+@pytest.fixture
+async def refuse_tag_links(database: Database) -> AsyncIterator[None]:
+    """Make the database itself refuse every new item_tags row (a trigger), then undo it.
+
+    A failure inside the database, after the item row was written by the same
+    statement or transaction: what it leaves behind shows whether the write is atomic.
+    """
+    if database.backend == "postgresql":
+        create = [
+            "CREATE FUNCTION refuse_tag_links() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'tag links refused' USING ERRCODE = 'check_violation'; END $$",
+            "CREATE TRIGGER refuse_tag_links BEFORE INSERT ON item_tags "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_tag_links()",
+        ]
+        drop = [
+            "DROP TRIGGER refuse_tag_links ON item_tags",
+            "DROP FUNCTION refuse_tag_links()",
+        ]
+    else:
+        create = [
+            "CREATE TRIGGER refuse_tag_links BEFORE INSERT ON item_tags "
+            "BEGIN SELECT RAISE(ABORT, 'tag links refused'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_tag_links"]
+    async with database.unit_of_work() as session:
+        for statement in create:
+            await session.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with database.unit_of_work() as session:
+            for statement in drop:
+                await session.execute(text(statement))

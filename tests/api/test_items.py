@@ -18,8 +18,6 @@ from sqlalchemy import insert, select, update
 
 from catalog.db.session import Database
 from catalog.models import Item
-from catalog.services import items as item_service
-from catalog.services import tags as tag_service
 from tests.conftest import Account
 
 Fetch = Callable[..., Awaitable[list[Any]]]
@@ -407,22 +405,15 @@ async def test_inactive_user_cannot_create(
     assert await counts(fetch) == (0, 0, 0)
 
 
+@pytest.mark.usefixtures("refuse_tag_links")
 async def test_create_failing_after_the_insert_writes_nothing(
-    client: httpx.AsyncClient, user: Account, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, user: Account, fetch: Fetch
 ) -> None:
-    """The item and its new tags are written, then the request fails: all of it rolls back."""
-    real = tag_service.replace_item_tags
-
-    async def fail_after_tags(*args: Any, **kwargs: Any) -> None:
-        await real(*args, **kwargs)
-        raise RuntimeError("boom after the tags were written")
-
-    monkeypatch.setattr(item_service, "replace_item_tags", fail_after_tags)
-
+    """The database refuses the tag links after the item and its new tag were written
+    (one statement on PostgreSQL, one transaction on SQLite): all of it is undone."""
     response = await client.post("/items", json=body(tags=["new"]), headers=user.headers)
 
-    assert response.status_code == 500
-    assert response.json() == {"detail": "Internal Server Error"}
+    assert response.status_code == 409, response.text
     assert await counts(fetch) == (0, 0, 0)
 
 

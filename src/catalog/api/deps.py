@@ -21,7 +21,7 @@ from catalog.db.session import Database
 from catalog.errors import AuthenticationError, PermissionDeniedError
 from catalog.models import User
 from catalog.security import decode_access_token
-from catalog.services.users import ensure_active
+from catalog.services.users import Principal, ensure_active, get_principal
 
 MAX_PAGE_SIZE = 100
 # Past any table's size; beyond it PostgreSQL would reject the OFFSET parameter itself.
@@ -90,6 +90,16 @@ async def get_current_user_read_only(
     return await _authenticated(session, key, token)
 
 
+async def get_current_principal(
+    database: DatabaseDep, key: SigningKeyDep, token: TokenDep
+) -> Principal:
+    """The active caller, for writes that need only its id and role (no ORM, no BEGIN)."""
+    user_id = decode_access_token(token, key) if token else None
+    if user_id is None:
+        raise AuthenticationError("Could not validate credentials")
+    return await get_principal(database, user_id)
+
+
 def _superuser(user: User) -> User:
     if not user.is_superuser:
         raise PermissionDeniedError("Not enough permissions")
@@ -108,6 +118,7 @@ async def get_current_superuser_read_only(
     return _superuser(user)
 
 
+CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 CurrentUserReadOnly = Annotated[User, Depends(get_current_user_read_only)]
 CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]

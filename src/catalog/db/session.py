@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.config import Settings
+from catalog.db.compiled import CompiledQuery, Row, fetch_all
 from catalog.db.engine import READ_ONLY, create_async_db_engine, create_sync_engine
-from catalog.db.reads import ReadQuery, Row, fetch_all
 
 
 @dataclass
@@ -60,11 +60,11 @@ class Database:
         async with self.read_sessions() as session:
             yield session
 
-    async def fetch_all(self, query: ReadQuery, **params: Any) -> Sequence[Row]:
+    async def fetch_all(self, query: CompiledQuery, **params: Any) -> Sequence[Row]:
         """Run a precompiled read query outside any transaction; all rows."""
         return await fetch_all(self.engine, query, params)
 
-    async def fetch_one(self, query: ReadQuery, **params: Any) -> Row | None:
+    async def fetch_one(self, query: CompiledQuery, **params: Any) -> Row | None:
         """As `fetch_all`, for a query returning at most one row."""
         rows = await fetch_all(self.engine, query, params)
         return rows[0] if rows else None

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
+
+
+class Actor(Protocol):
+    """Who performs a write: a `User`, or the lighter `users.Principal`."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def is_superuser(self) -> bool: ...
+
 
 # Ids are 32-bit INTEGER columns; PostgreSQL raises on a larger literal rather than
 # finding nothing, so out-of-range ids are answered as "no such row" before any SQL.

@@ -6,7 +6,7 @@ EXISTS semi-joins, so LIMIT counts items and pages are never short.
 
 Statements depend only on the *shape* of a request (which filters are present, how
 many tags, the sort, offset or keyset), never on its values, which are bound
-parameters. Each shape is built and compiled once (`ReadQuery`, cached below).
+parameters. Each shape is built and compiled once (`CompiledQuery`, cached below).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import BindParameter, ColumnElement, bindparam, exists, func, select
 
-from catalog.db.reads import ReadQuery
+from catalog.db.compiled import CompiledQuery
 from catalog.db.session import Database
 from catalog.db.types import unicode_ilike
 from catalog.errors import NotFoundError
@@ -37,7 +37,7 @@ from catalog.pagination import (
     row_key,
 )
 from catalog.services.common import is_valid_id
-from catalog.services.items import ITEM_COLUMNS, ItemOut, tag_names_column, to_item_out
+from catalog.services.item_rows import ITEM_COLUMNS, ItemOut, tag_names_column, to_item_out
 from catalog.services.tags import get_tag_id
 from catalog.services.users import USER_NOT_FOUND, user_exists
 
@@ -152,7 +152,7 @@ def _page_query(
     names: frozenset[str],
     sort: SortKey,
     keyset_nulls: tuple[bool, ...] | None,
-) -> ReadQuery:
+) -> CompiledQuery:
     """The page statement for one request shape; `keyset_nulls` None means offset paging.
 
     The page is cut in a subquery and only its rows get their tag names: otherwise the
@@ -173,12 +173,12 @@ def _page_query(
     # The same order again outside: a subquery's order is not guaranteed to survive.
     outer_fields = {name: replace(f, column=rows.c[name]) for name, f in ITEM_SORT_FIELDS.items()}
     statement = select(rows, tag_names_column(rows)).order_by(*order_by(sort, outer_fields))
-    return ReadQuery(statement)
+    return CompiledQuery(statement)
 
 
 @lru_cache(maxsize=256)
-def _count_query(scope: Scope, names: frozenset[str]) -> ReadQuery:
-    return ReadQuery(
+def _count_query(scope: Scope, names: frozenset[str]) -> CompiledQuery:
+    return CompiledQuery(
         select(func.count().label("total")).select_from(Item).where(*_conditions(scope, names))
     )
 

@@ -2,101 +2,38 @@
 
 Reads are single statements: each item row carries its tag names through a correlated
 aggregate subquery, so a page costs one statement whatever its size and a LIMIT counts
-items, not joined item x tag rows. They are precompiled `ReadQuery`s run outside any
+items, not joined item x tag rows. They are precompiled `CompiledQuery`s run outside any
 transaction; writes run in the request's unit of work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import QueryableAttribute
 
-from catalog.db.reads import ReadQuery
+from catalog.db.compiled import CompiledQuery
 from catalog.db.session import Database
-from catalog.db.types import string_agg_list, utcnow
+from catalog.db.types import utcnow
 from catalog.errors import NotFoundError, PermissionDeniedError
-from catalog.models import Item, Tag, User, item_tags
+from catalog.models import Item
 from catalog.schemas import ItemCreate
-from catalog.services.common import is_valid_id
+from catalog.services import item_statements
+from catalog.services.common import Actor, is_valid_id
+from catalog.services.item_rows import (
+    ITEM_COLUMNS,
+    ItemOut,
+    item_select,
+    tag_names_of,
+    to_item_out,
+)
 from catalog.services.tags import replace_item_tags
 
 ITEM_NOT_FOUND = "Item not found"
 
 
-class ItemOut(TypedDict):
-    """An item as the API returns it (price as a JSON number, tags sorted)."""
-
-    id: int
-    name: str
-    description: str | None
-    price: float
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime | None
-    owner_id: int
-    tags: list[str]
-
-
-ITEM_COLUMNS = (
-    Item.id,
-    Item.name,
-    Item.description,
-    Item.price,
-    Item.is_active,
-    Item.created_at,
-    Item.updated_at,
-    Item.owner_id,
-)
-
-
-def _tag_names(
-    item_id: ColumnElement[int] | QueryableAttribute[int] | int,
-) -> Select[tuple[list[str]]]:
-    return (
-        select(string_agg_list(Tag.name))
-        .select_from(item_tags.join(Tag, Tag.id == item_tags.c.tag_id))
-        .where(item_tags.c.item_id == item_id)
-    )
-
-
-def tag_names_column(items: Any = Item) -> ColumnElement[list[str]]:
-    """The tag names of each row of `items` (the table, or a subquery with an id column)."""
-    item_id = items.id if items is Item else items.c.id
-    return _tag_names(item_id).correlate(items).scalar_subquery().label("tags")
-
-
-async def tag_names_of(session: AsyncSession, item_id: int) -> list[str]:
-    """The sorted tag names of one item."""
-    return (await session.scalar(_tag_names(item_id))) or []
-
-
-def item_select() -> Select[Any]:
-    """SELECT of every item field plus its tag names; add WHERE / ORDER BY / LIMIT."""
-    return select(*ITEM_COLUMNS, tag_names_column())
-
-
-def to_item_out(row: Mapping[Any, Any], tags: list[str] | None = None) -> ItemOut:
-    """Shape a result row (optionally with known tags) as the API's Item."""
-    return ItemOut(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"],
-        price=float(row["price"]),
-        is_active=row["is_active"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        owner_id=row["owner_id"],
-        # Code point order (Python's own): the same on every database.
-        tags=sorted(row["tags"] or ()) if tags is None else tags,
-    )
-
-
-_ITEM_BY_ID = ReadQuery(item_select().where(Item.id == bindparam("id")))
+_ITEM_BY_ID = CompiledQuery(item_select().where(Item.id == bindparam("id")))
 
 
 async def get_item(database: Database, item_id: int) -> ItemOut:
@@ -107,22 +44,34 @@ async def get_item(database: Database, item_id: int) -> ItemOut:
     return to_item_out(row)
 
 
-async def create_item(session: AsyncSession, owner: User, data: ItemCreate) -> ItemOut:
-    """Insert an item owned by `owner`, with its tags (unknown names are created)."""
+async def create_item(
+    database: Database, session: AsyncSession, owner: Actor, data: ItemCreate
+) -> ItemOut:
+    """Insert an item owned by `owner`, with its tags (unknown names are created).
+
+    PostgreSQL: one statement (`item_statements`). Elsewhere: several, in `session`'s
+    unit of work.
+    """
+    tags = data.tags or []
     values = data.model_dump(exclude={"tags"})
+    if database.backend == "postgresql":
+        query = item_statements.CREATE_ITEM_WITH_TAGS if tags else item_statements.CREATE_ITEM
+        extra = {"tags": tags} if tags else {}
+        created = await database.fetch_one(query, **values, owner_id=owner.id, **extra)
+        assert created is not None  # an INSERT ... RETURNING returns its row
+        return to_item_out(created, tags)
     row = (
         await session.execute(
             insert(Item).values(**values, owner_id=owner.id).returning(*ITEM_COLUMNS)
         )
     ).one()
-    tags = data.tags or []
     if tags:
         await replace_item_tags(session, row.id, tags, had_tags=False)
     return to_item_out(row._mapping, tags)
 
 
-def _owned_by(user: User) -> ColumnElement[bool] | None:
-    return None if user.is_superuser else Item.owner_id == user.id
+def _owned_by(actor: Actor) -> ColumnElement[bool] | None:
+    return None if actor.is_superuser else Item.owner_id == actor.id
 
 
 async def _explain_miss(
@@ -136,17 +85,35 @@ async def _explain_miss(
 
 
 async def update_item(
-    session: AsyncSession, user: User, item_id: int, changes: dict[str, Any]
+    database: Database,
+    session: AsyncSession,
+    actor: Actor,
+    item_id: int,
+    changes: dict[str, Any],
 ) -> ItemOut:
-    """Apply `changes` (only the fields given) if `user` owns the item or is a superuser.
+    """Apply `changes` (only the fields given) if `actor` owns the item or is a superuser.
 
     `tags`, when given, replaces the tag set. `updated_at` is set on every update.
+    Without tags on PostgreSQL this is one statement; otherwise several, in `session`'s
+    unit of work.
     """
     if not is_valid_id(item_id):
         raise NotFoundError(ITEM_NOT_FOUND)
     new_tags: list[str] | None = changes.pop("tags", None)
+    if new_tags is None and database.backend == "postgresql":
+        query = item_statements.update_item_statement(frozenset(changes))
+        updated = await database.fetch_one(
+            query,
+            **changes,
+            item_id=item_id,
+            actor_id=actor.id,
+            actor_is_superuser=actor.is_superuser,
+        )
+        if updated is None:
+            raise await _explain_miss(session, item_id)
+        return to_item_out(updated)
     statement = update(Item).where(Item.id == item_id).values(**changes, updated_at=utcnow())
-    if (guard := _owned_by(user)) is not None:
+    if (guard := _owned_by(actor)) is not None:
         statement = statement.where(guard)
     row = (await session.execute(statement.returning(*ITEM_COLUMNS))).one_or_none()
     if row is None:
@@ -159,12 +126,12 @@ async def update_item(
     return to_item_out(row._mapping, await tag_names_of(session, item_id))
 
 
-async def delete_item(session: AsyncSession, user: User, item_id: int) -> None:
-    """Delete the item if `user` owns it or is a superuser."""
+async def delete_item(session: AsyncSession, actor: Actor, item_id: int) -> None:
+    """Delete the item if `actor` owns it or is a superuser."""
     if not is_valid_id(item_id):
         raise NotFoundError(ITEM_NOT_FOUND)
     statement = delete(Item).where(Item.id == item_id)
-    if (guard := _owned_by(user)) is not None:
+    if (guard := _owned_by(actor)) is not None:
         statement = statement.where(guard)
     result = await session.execute(statement.returning(Item.id))
     if result.scalar_one_or_none() is None:

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.db.reads import ReadQuery
+from catalog.db.compiled import CompiledQuery
 from catalog.db.session import Database
 from catalog.errors import ConflictError, NotFoundError
 from catalog.models import Tag, item_tags
@@ -47,7 +47,7 @@ async def create_tag(session: AsyncSession, name: str) -> TagOut:
     return TagOut(id=tag_id, name=name, item_count=0)
 
 
-_TAG_BY_NAME = ReadQuery(select(Tag.id).where(Tag.name == bindparam("name")))
+_TAG_BY_NAME = CompiledQuery(select(Tag.id).where(Tag.name == bindparam("name")))
 
 
 async def get_tag_id(database: Database, name: str) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.db.reads import ReadQuery
+from catalog.db.compiled import CompiledQuery
 from catalog.db.session import Database
 from catalog.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
 from catalog.models import User
@@ -62,7 +63,33 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
-_USER_ID = ReadQuery(select(User.id).where(User.id == bindparam("id")))
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of a write: just what permission checks need."""
+
+    id: int
+    is_superuser: bool
+
+
+_PRINCIPAL = CompiledQuery(
+    select(User.id, User.is_active, User.is_superuser).where(User.id == bindparam("id"))
+)
+
+
+async def get_principal(database: Database, user_id: int) -> Principal:
+    """The active user with this id, read outside any transaction (one round trip).
+
+    AuthenticationError if there is no such user, PermissionDeniedError if inactive.
+    """
+    row = await database.fetch_one(_PRINCIPAL, id=user_id) if is_valid_id(user_id) else None
+    if row is None:
+        raise AuthenticationError("Could not validate credentials")
+    if not row["is_active"]:
+        raise PermissionDeniedError("Inactive user")
+    return Principal(id=row["id"], is_superuser=row["is_superuser"])
+
+
+_USER_ID = CompiledQuery(select(User.id).where(User.id == bindparam("id")))
 
 
 async def user_exists(database: Database, user_id: int) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from catalog.api.deps import AsyncSessionDep, CurrentUser, DatabaseDep
+from catalog.api.deps import AsyncSessionDep, CurrentPrincipal, DatabaseDep
 from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
 from catalog.api.responses import json_response, no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
@@ -33,9 +33,12 @@ async def list_items(
 
 
 @router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)
-async def create_item(data: ItemCreate, user: CurrentUser, session: AsyncSessionDep) -> Response:
+async def create_item(
+    data: ItemCreate, caller: CurrentPrincipal, database: DatabaseDep, session: AsyncSessionDep
+) -> Response:
     """Create an item owned by the caller; unknown tag names are created."""
-    return json_response(await items.create_item(session, user, data), status_code=201)
+    item = await items.create_item(database, session, caller, data)
+    return json_response(item, status_code=201)
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)
@@ -45,9 +48,14 @@ async def read_item(item_id: int, database: DatabaseDep) -> Response:
 
 
 async def _update(
-    item_id: int, data: ItemUpdate, user: CurrentUser, session: AsyncSessionDep
+    item_id: int,
+    data: ItemUpdate,
+    caller: CurrentPrincipal,
+    database: DatabaseDep,
+    session: AsyncSessionDep,
 ) -> Response:
-    return json_response(await items.update_item(session, user, item_id, data.changes()))
+    item = await items.update_item(database, session, caller, item_id, data.changes())
+    return json_response(item)
 
 
 router.put(
@@ -72,7 +80,7 @@ router.patch(
     response_class=Response,
     responses=_WRITE_ERRORS,
 )
-async def delete_item(item_id: int, user: CurrentUser, session: AsyncSessionDep) -> Response:
+async def delete_item(item_id: int, caller: CurrentPrincipal, session: AsyncSessionDep) -> Response:
     """Delete an item (owner or superuser)."""
-    await items.delete_item(session, user, item_id)
+    await items.delete_item(session, caller, item_id)
     return no_content()

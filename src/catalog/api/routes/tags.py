@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from catalog.api.deps import (
     AsyncSessionDep,
+    CurrentPrincipal,
     CurrentSuperuser,
-    CurrentUser,
     DatabaseDep,
     PageDep,
     ReadSessionDep,
@@ -42,7 +42,7 @@ async def list_tags(session: ReadSessionDep, page: PageDep) -> Response:
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "Tag already exists"}},
 )
-async def create_tag(data: TagCreate, _: CurrentUser, session: AsyncSessionDep) -> Response:
+async def create_tag(data: TagCreate, _: CurrentPrincipal, session: AsyncSessionDep) -> Response:
     """Create a tag (names are stripped and lower-cased)."""
     return json_response(await tags.create_tag(session, data.name), status_code=201)
 

@@ -1,0 +1,85 @@
+"""What an item row is: its columns, its tag names, and its shape in the API.
+
+Shared by the item reads, lists and writes so that every path returns the same Item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypedDict
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+
+from catalog.db.types import string_agg_list
+from catalog.models import Item, Tag, item_tags
+
+
+class ItemOut(TypedDict):
+    """An item as the API returns it (price as a JSON number, tags sorted)."""
+
+    id: int
+    name: str
+    description: str | None
+    price: float
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime | None
+    owner_id: int
+    tags: list[str]
+
+
+ITEM_COLUMNS = (
+    Item.id,
+    Item.name,
+    Item.description,
+    Item.price,
+    Item.is_active,
+    Item.created_at,
+    Item.updated_at,
+    Item.owner_id,
+)
+
+
+def _tag_names(
+    item_id: ColumnElement[int] | QueryableAttribute[int] | int,
+) -> Select[tuple[list[str]]]:
+    return (
+        select(string_agg_list(Tag.name))
+        .select_from(item_tags.join(Tag, Tag.id == item_tags.c.tag_id))
+        .where(item_tags.c.item_id == item_id)
+    )
+
+
+def tag_names_column(items: Any = Item) -> ColumnElement[list[str]]:
+    """The tag names of each row of `items` (the table, or a subquery with an id column)."""
+    item_id = items.id if items is Item else items.c.id
+    return _tag_names(item_id).correlate(items).scalar_subquery().label("tags")
+
+
+async def tag_names_of(session: AsyncSession, item_id: int) -> list[str]:
+    """The sorted tag names of one item."""
+    return (await session.scalar(_tag_names(item_id))) or []
+
+
+def item_select() -> Select[Any]:
+    """SELECT of every item field plus its tag names; add WHERE / ORDER BY / LIMIT."""
+    return select(*ITEM_COLUMNS, tag_names_column())
+
+
+def to_item_out(row: Mapping[Any, Any], tags: list[str] | None = None) -> ItemOut:
+    """Shape a result row (optionally with known tags) as the API's Item."""
+    return ItemOut(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        price=float(row["price"]),
+        is_active=row["is_active"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        owner_id=row["owner_id"],
+        # Code point order (Python's own): the same on every database.
+        tags=sorted(row["tags"] or ()) if tags is None else tags,
+    )
