@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import jwt
-from anyio import to_thread
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 ALGORITHM = "HS256"
-_password_hash = PasswordHash((Argon2Hasher(),))
+# OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane). The library default takes 64 MiB
+# per hash: that alone put a worker past 140 MiB at its first login. Hashes made with
+# other parameters still verify (each hash records its own).
+_password_hash = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1),))
+# Hashing is CPU- and memory-bound: a few threads bound both under a burst of logins,
+# where the default thread pool would run dozens at once.
+_HASHING = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="argon2")
 
 
 def hash_password(password: str) -> str:
@@ -43,13 +51,14 @@ def verify_password_or_dummy(password: str, hashed: str | None) -> bool:
 
 # Argon2 is deliberately slow (tens of ms): keep it off the event loop.
 async def hash_password_async(password: str) -> str:
-    """`hash_password` in a worker thread."""
-    return await to_thread.run_sync(hash_password, password)
+    """`hash_password` in the hashing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
 
 
 async def verify_password_or_dummy_async(password: str, hashed: str | None) -> bool:
-    """`verify_password_or_dummy` in a worker thread."""
-    return await to_thread.run_sync(verify_password_or_dummy, password, hashed)
+    """`verify_password_or_dummy` in the hashing threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_HASHING, verify_password_or_dummy, password, hashed)
 
 
 def create_access_token(subject: int, key: str, expires_minutes: int) -> str:
