@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -90,6 +91,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = db
         try:
             await _ensure_first_superuser(settings, db)
+            # Everything alive now (modules, routes, compiled statements) lives as long as
+            # the process: keep it out of the cyclic GC's full collections.
+            gc.freeze()
             yield
         finally:
             if owns_database:
