@@ -3,7 +3,8 @@
 Reads are single statements: each item row carries its tag names through a correlated
 aggregate subquery, so a page costs one statement whatever its size and a LIMIT counts
 items, not joined item x tag rows. They are precompiled `CompiledQuery`s run outside any
-transaction; writes run in the request's unit of work.
+transaction. Writes that are one statement on PostgreSQL run as one (`item_statements`);
+the others run in the request's unit of work.
 """
 
 from __future__ import annotations

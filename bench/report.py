@@ -1,0 +1,179 @@
+"""The one table a run prints (Markdown, so it can go into bench/README.md as is)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bench.counting import QueryCounts
+from bench.load import LoadResult
+from bench.scenarios import SCENARIOS
+
+RATIO_TARGET = 0.40
+CURSOR_TARGET = 1.5  # deep cursor p50 / first page p50
+SEARCH_P50_TARGET_MS = 20.0
+RSS_TARGET_MIB = 120.0
+SERVERS = ("service", "baseline")
+
+
+@dataclass
+class RunReport:
+    """Everything measured in one run."""
+
+    settings: str
+    dataset: str
+    loads: dict[str, dict[str, LoadResult]] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, dict[str, QueryCounts]] = field(default_factory=dict)
+    rss_mib: dict[str, float | None] = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    answers_checked: bool = False
+    postgresql: str = "?"
+
+    def ratio(self, scenario: str) -> float | None:
+        runs = self.loads.get(scenario, {})
+        if "service" not in runs or "baseline" not in runs or not runs["baseline"].rps:
+            return None
+        return runs["service"].rps / runs["baseline"].rps
+
+
+def machine() -> str:
+    """CPU model and count, for the record."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()},"
+        f" Python {platform.python_version()}"
+    )
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _table(report: RunReport) -> list[str]:
+    lines = [
+        "| scenario | server | conns | req/s | p50 ms | p99 ms | errors | ratio"
+        " | SQL/req | SA/req | trips/req | BEGIN/req |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for scenario in SCENARIOS:
+        runs = report.loads.get(scenario.name)
+        if not runs:
+            continue
+        for server in SERVERS:
+            if server not in runs:
+                continue
+            load = runs[server]
+            counts = report.counts.get(server, {}).get(scenario.name)
+            ratio = report.ratio(scenario.name) if server == "service" else None
+            cells = [
+                scenario.name if server == "service" else "",
+                server,
+                str(report.connections[scenario.name]),
+                _num(load.rps, 0),
+                _num(load.p50_ms if load.requests else None, 2),
+                _num(load.p99_ms if load.requests else None, 2),
+                str(load.errors),
+                f"{ratio:.2f}x" if ratio is not None else "",
+                _num(counts.executes if counts else None),
+                _num(counts.statements if counts else None),
+                _num(counts.round_trips if counts else None),
+                _num(counts.transactions if counts else None),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+LEGEND = (
+    "req/s, p50, p99: what wrk saw in the measured interval (requests slower than 5 s count as"
+    " timeout errors and not in the latencies). errors: socket errors + HTTP statuses >= 400."
+    " ratio: service req/s / baseline req/s. Per request, counted in-process on the wire to"
+    " PostgreSQL: SQL = statements executed (BEGIN/COMMIT included), trips = round trips waited"
+    " for, BEGIN = transactions opened; SA = statements SQLAlchemy's before_cursor_execute saw"
+    " (the service; statements run on the raw driver connection do not show there)."
+)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+
+def _targets(report: RunReport) -> list[str]:
+    lines = ["Targets (issue 3):", ""]
+    ratios = {s.name: report.ratio(s.name) for s in SCENARIOS if s.name in report.loads}
+    measured = {name: r for name, r in ratios.items() if r is not None}
+    worst = min(measured.items(), key=lambda kv: kv[1]) if measured else None
+    ok = all(r >= RATIO_TARGET for r in measured.values()) if measured else None
+    below = ", ".join(f"{n} {r:.2f}x" for n, r in measured.items() if r < RATIO_TARGET)
+    lines.append(
+        f"- every endpoint >= {RATIO_TARGET:.2f}x the baseline: {_verdict(ok)}"
+        + (f" (lowest: {worst[0]} {worst[1]:.2f}x)" if worst else "")
+        + (f"; below: {below}" if below else "")
+    )
+    service = {name: runs["service"] for name, runs in report.loads.items() if "service" in runs}
+    if "deep_cursor" in service and "page" in service:
+        factor = service["deep_cursor"].p50_ms / service["page"].p50_ms
+        lines.append(
+            f"- deep cursor p50 within {CURSOR_TARGET}x of the first page p50:"
+            f" {_verdict(factor <= CURSOR_TARGET)} ({service['deep_cursor'].p50_ms:.2f} ms vs"
+            f" {service['page'].p50_ms:.2f} ms = {factor:.2f}x)"
+        )
+    else:
+        lines.append(
+            "- deep cursor p50 within 1.5x of the first page: n/a (needs page and deep_cursor)"
+        )
+    if "search" in service:
+        p50 = service["search"].p50_ms
+        lines.append(
+            f"- q search p50 < {SEARCH_P50_TARGET_MS:.0f} ms at {report.connections['search']}"
+            f" connections: {_verdict(p50 < SEARCH_P50_TARGET_MS)} ({p50:.2f} ms)"
+        )
+    rss = report.rss_mib.get("service")
+    measured_rss = ", ".join(f"{name} {_num(mib)} MiB" for name, mib in report.rss_mib.items())
+    lines.append(
+        f"- peak RSS < {RSS_TARGET_MIB:.0f} MiB per worker: "
+        f"{_verdict(None if rss is None else rss < RSS_TARGET_MIB)} ({measured_rss})"
+    )
+    return lines
+
+
+def render(report: RunReport) -> str:
+    """The run as Markdown: context, the table, peak RSS, answer checks, targets."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"- Date: {now}",
+        f"- Machine: {machine()}, PostgreSQL {report.postgresql}",
+        f"- Dataset: {report.dataset}",
+        f"- Load: {report.settings}",
+        "",
+        *_table(report),
+        "",
+        "Peak RSS (VmHWM) after the run: "
+        + ", ".join(
+            f"{server} {_num(report.rss_mib.get(server))} MiB"
+            for server in SERVERS
+            if server in report.rss_mib
+        ),
+        "",
+    ]
+    lines += [LEGEND, ""]
+    if report.notes:
+        lines += ["Notes:", "", *(f"- {note}" for note in report.notes), ""]
+    if report.mismatches:
+        lines += ["Answers that differ between service and baseline:", ""]
+        lines += [f"- {m}" for m in report.mismatches]
+    elif report.answers_checked:
+        lines.append("Service and baseline gave the same answers for every checked request.")
+    lines += ["", *_targets(report)]
+    return "\n".join(lines)
