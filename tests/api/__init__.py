@@ -10,10 +10,23 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Account
+from tests.conftest import MakeUser
 
-MakeUser = Callable[..., Awaitable[Account]]
+__all__ = ["ITEM_FIELDS", "Fetch", "MakeUser", "bearer", "login"]
+
 Fetch = Callable[..., Awaitable[list[Any]]]
+# The fields of an Item in every response, exactly.
+ITEM_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "price",
+    "is_active",
+    "created_at",
+    "updated_at",
+    "owner_id",
+    "tags",
+}
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,23 +25,12 @@ from sqlalchemy import delete, insert, select
 
 from catalog.db.session import Database
 from catalog.models import Item, Tag, item_tags
+from tests.api import ITEM_FIELDS
 from tests.conftest import Account
 
-MakeUser = Callable[..., Awaitable[Account]]
 Params = dict[str, Any]
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
-ITEM_FIELDS = {
-    "id",
-    "name",
-    "description",
-    "price",
-    "is_active",
-    "created_at",
-    "updated_at",
-    "owner_id",
-    "tags",
-}
 # Code point order: "Lamp" < "Zeta" < "alpha" < ... < "Émile" < "éclair". Names with LIKE
 # wildcards and a backslash check that `q` matches them literally.
 NAMES = [

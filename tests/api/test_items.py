@@ -18,22 +18,11 @@ from sqlalchemy import insert, select, update
 
 from catalog.db.session import Database
 from catalog.models import Item
+from tests.api import ITEM_FIELDS, MakeUser
 from tests.conftest import Account
 
 Fetch = Callable[..., Awaitable[list[Any]]]
-MakeUser = Callable[..., Awaitable[Account]]
 
-ITEM_FIELDS = {
-    "id",
-    "name",
-    "description",
-    "price",
-    "is_active",
-    "created_at",
-    "updated_at",
-    "owner_id",
-    "tags",
-}
 NOT_FOUND = {"detail": "Item not found"}
 # Ids no row can have: zero, negative, past 32 bits, past 64 bits (PostgreSQL raises on those).
 IMPOSSIBLE_IDS = [0, -1, 2**31, 99999999999, 2**63, 10**30]
