@@ -143,6 +143,8 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         else:
             for table in TABLES:
                 await session.execute(text(f"DELETE FROM {table}"))
+            # AUTOINCREMENT counters: ids restart at 1, as RESTART IDENTITY does above.
+            await session.execute(text("DELETE FROM sqlite_sequence"))
 
 
 # --- the app and its clients ------------------------------------------------------------

@@ -47,6 +47,9 @@ class User(Base):
     """An account. Emails are stored lower-cased, so uniqueness is case-insensitive."""
 
     __tablename__ = "users"
+    # Never reuse an id (SQLite would hand out max(id)+1 again, and a deleted user's
+    # unexpired token would name the next account). PostgreSQL sequences never reuse.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(code_point_string(EMAIL_MAX_LENGTH), unique=True, index=True)
@@ -76,6 +79,7 @@ class Item(Base):
         Index("ix_items_created_at_id", "created_at", "id"),
         Index("ix_items_updated_at_id", "updated_at", "id"),
         Index("ix_items_owner_id_id", "owner_id", "id"),
+        {"sqlite_autoincrement": True},  # ids are never reused, as on PostgreSQL
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -113,6 +117,7 @@ class Tag(Base):
     """A label; names are normalized (stripped, lower-cased) before they reach the table."""
 
     __tablename__ = "tags"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids are never reused, as on PostgreSQL
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(code_point_string(TAG_NAME_MAX_LENGTH), unique=True)

@@ -669,3 +669,22 @@ async def test_delete_user_with_a_non_integer_id_is_422(
     response = await client.delete(f"/users/{user_id}", headers=superuser.headers)
 
     assert response.status_code == 422
+
+
+async def test_token_of_a_deleted_user_does_not_authenticate_the_next_registrant(
+    client: httpx.AsyncClient, superuser: Account, make_user: MakeUser
+) -> None:
+    # Tokens name the user id: an id handed out twice (SQLite without AUTOINCREMENT
+    # reuses max(id)+1) would let a deleted user's token act as the newcomer.
+    victim = await make_user("victim@example.com")  # the highest id
+    deleted = await client.delete(f"/users/{victim.id}", headers=superuser.headers)
+    assert deleted.status_code == 204
+    registered = await client.post(
+        "/users", json={"email": "newcomer@example.com", "password": "password123"}
+    )
+    assert registered.status_code == 201
+    assert registered.json()["id"] != victim.id
+
+    response = await client.get("/users/me", headers=victim.headers)
+
+    assert response.status_code == 401, response.json()

@@ -5,7 +5,9 @@ Revises:
 Create Date: 2026-11-24
 
 Written by hand. Text columns that are sorted or compared use the "C" collation on
-PostgreSQL so that ordering is by code point, as it is on SQLite.
+PostgreSQL so that ordering is by code point, as it is on SQLite. On SQLite the id
+columns are AUTOINCREMENT: ids are never reused (a deleted user's token must not name
+the next account), as with PostgreSQL's sequences.
 """
 
 from collections.abc import Sequence
@@ -41,6 +43,7 @@ def upgrade() -> None:
         sa.Column("is_superuser", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_users_email", "users", ["email"], unique=True)
 
@@ -50,6 +53,7 @@ def upgrade() -> None:
         sa.Column("name", _code_point_string(50), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_tags"),
         sa.UniqueConstraint("name", name="uq_tags_name"),
+        sqlite_autoincrement=True,
     )
 
     op.create_table(
@@ -68,6 +72,7 @@ def upgrade() -> None:
             ["owner_id"], ["users.id"], name="fk_items_owner_id_users", ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name="pk_items"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_items_name", "items", ["name"])
     op.create_index("ix_items_owner_id", "items", ["owner_id"])
