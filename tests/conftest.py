@@ -31,7 +31,7 @@ from catalog.config import Settings, load_settings
 from catalog.db.session import Database
 from catalog.migrations.runner import upgrade
 from catalog.models import User
-from catalog.security import create_access_token, hash_password
+from catalog.security import create_access_token, credential_stamp, hash_password
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -190,10 +190,11 @@ def make_user(database: Database) -> MakeUser:
         full_name: str | None = None,
     ) -> Account:
         email = (email or f"user{next(counter)}@example.com").lower()
+        hashed = hash_password(password)
         async with database.unit_of_work() as session:
             user = User(
                 email=email,
-                hashed_password=hash_password(password),
+                hashed_password=hashed,
                 is_superuser=is_superuser,
                 is_active=is_active,
                 full_name=full_name,
@@ -201,7 +202,7 @@ def make_user(database: Database) -> MakeUser:
             session.add(user)
             await session.flush()
             user_id = user.id
-        token = create_access_token(user_id, SECRET, 60)
+        token = create_access_token(user_id, SECRET, 60, stamp=credential_stamp(hashed, SECRET))
         return Account(user_id, email, password, {"Authorization": f"Bearer {token}"})
 
     return _make

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -61,17 +65,47 @@ async def verify_password_or_dummy_async(password: str, hashed: str | None) -> b
     return await loop.run_in_executor(_HASHING, verify_password_or_dummy, password, hashed)
 
 
-def create_access_token(subject: int, key: str, expires_minutes: int) -> str:
-    """A signed token naming the user id, valid for `expires_minutes`."""
+def credential_stamp(hashed_password: str, key: str) -> str:
+    """A short keyed fingerprint of the stored password hash, carried in tokens.
+
+    A new password gives a new hash, hence a new stamp: tokens issued before the change
+    stop authenticating. Keyed (HMAC), so a token reveals nothing checkable offline.
+    """
+    digest = hmac.new(key.encode(), hashed_password.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a valid access token asserts."""
+
+    user_id: int
+    stamp: str
+
+
+def create_access_token(subject: int, key: str, expires_minutes: int, *, stamp: str) -> str:
+    """A signed token naming the user id and their credential stamp, for `expires_minutes`."""
     now = datetime.now(UTC)
-    claims = {"sub": str(subject), "iat": now, "exp": now + timedelta(minutes=expires_minutes)}
+    claims = {
+        "sub": str(subject),
+        "pwd": stamp,
+        "iat": now,
+        "exp": now + timedelta(minutes=expires_minutes),
+    }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
-def decode_access_token(token: str, key: str) -> int | None:
-    """The user id in a valid, unexpired token; None for anything else."""
+def decode_access_token(token: str, key: str) -> TokenClaims | None:
+    """The claims of a valid, unexpired token; None for anything else."""
     try:
-        claims = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
-        return int(claims["sub"])
+        claims = jwt.decode(
+            token, key, algorithms=[ALGORITHM], options={"require": ["sub", "pwd", "exp"]}
+        )
+        return TokenClaims(user_id=int(claims["sub"]), stamp=str(claims["pwd"]))
     except (jwt.InvalidTokenError, ValueError, TypeError):
         return None
+
+
+def stamp_matches(claims: TokenClaims, hashed_password: str, key: str) -> bool:
+    """Whether the token was issued for the password the user has now."""
+    return hmac.compare_digest(claims.stamp, credential_stamp(hashed_password, key))

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from catalog import security
-from catalog.security import create_access_token
+from catalog.security import create_access_token, credential_stamp
 from tests.api import Fetch, MakeUser, bearer, login
 from tests.conftest import SECRET, Account
 
@@ -200,7 +200,9 @@ async def test_users_me_without_a_valid_token_is_401(
 async def test_expired_token_is_401_on_users_me(
     client: httpx.AsyncClient, fetch: Fetch, user: Account, method: str
 ) -> None:
-    expired = create_access_token(user.id, SECRET, -1)
+    [(hashed,)] = await fetch("SELECT hashed_password FROM users WHERE id = :id", id=user.id)
+    # Right user, right password stamp: only the expiry is wrong.
+    expired = create_access_token(user.id, SECRET, -1, stamp=credential_stamp(hashed, SECRET))
 
     response = await client.request(
         method, "/users/me", json={"full_name": "x"}, headers=bearer(expired)
@@ -228,3 +230,31 @@ async def test_token_of_a_deleted_user_is_401(
     response = await client.get("/users/me", headers=user.headers)
 
     assert response.status_code == 401
+
+
+async def test_a_password_change_revokes_earlier_tokens(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    before = (await login(client, user.email, user.password)).json()["access_token"]
+    changed = await client.patch(
+        "/users/me", json={"password": "a-brand-new-password"}, headers=bearer(before)
+    )
+    assert changed.status_code == 200
+
+    # Tokens issued for the old password stop working, for reads and writes alike.
+    assert (await client.get("/users/me", headers=bearer(before))).status_code == 401
+    item = {"name": "lamp", "price": 1}
+    assert (await client.post("/items", json=item, headers=bearer(before))).status_code == 401
+    after = (await login(client, user.email, "a-brand-new-password")).json()["access_token"]
+    assert (await client.get("/users/me", headers=bearer(after))).status_code == 200
+    assert (await client.post("/items", json=item, headers=bearer(after))).status_code == 201
+
+
+async def test_an_admin_update_keeps_the_users_tokens(
+    client: httpx.AsyncClient, user: Account, superuser: Account
+) -> None:
+    renamed = await client.patch(
+        f"/users/{user.id}", json={"full_name": "Alice"}, headers=superuser.headers
+    )
+    assert renamed.status_code == 200
+    assert (await client.get("/users/me", headers=user.headers)).status_code == 200

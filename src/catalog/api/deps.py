@@ -20,7 +20,7 @@ from catalog.config import Settings
 from catalog.db.session import Database
 from catalog.errors import AuthenticationError, PermissionDeniedError
 from catalog.models import User
-from catalog.security import decode_access_token
+from catalog.security import decode_access_token, stamp_matches
 from catalog.services.users import Principal, ensure_active, get_principal
 
 MAX_PAGE_SIZE = 100
@@ -71,9 +71,9 @@ TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
 async def _authenticated(session: AsyncSession, key: str, token: str | None) -> User:
-    user_id = decode_access_token(token, key) if token else None
-    user = await session.get(User, user_id) if user_id is not None else None
-    if user is None:
+    claims = decode_access_token(token, key) if token else None
+    user = await session.get(User, claims.user_id) if claims is not None else None
+    if user is None or claims is None or not stamp_matches(claims, user.hashed_password, key):
         raise AuthenticationError("Could not validate credentials")
     return ensure_active(user)
 
@@ -94,10 +94,10 @@ async def get_current_principal(
     database: DatabaseDep, key: SigningKeyDep, token: TokenDep
 ) -> Principal:
     """The active caller, for writes that need only its id and role (no ORM, no BEGIN)."""
-    user_id = decode_access_token(token, key) if token else None
-    if user_id is None:
+    claims = decode_access_token(token, key) if token else None
+    if claims is None:
         raise AuthenticationError("Could not validate credentials")
-    return await get_principal(database, user_id)
+    return await get_principal(database, claims, key)
 
 
 def _superuser(user: User) -> User:

@@ -15,7 +15,12 @@ from catalog.db.session import Database
 from catalog.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
 from catalog.models import User
 from catalog.schemas import UserCreate, is_storable_text
-from catalog.security import hash_password_async, verify_password_or_dummy_async
+from catalog.security import (
+    TokenClaims,
+    hash_password_async,
+    stamp_matches,
+    verify_password_or_dummy_async,
+)
 from catalog.services.common import dialect_name, insert_ignoring_duplicates, is_valid_id
 
 USER_NOT_FOUND = "User not found"
@@ -72,17 +77,21 @@ class Principal:
 
 
 _PRINCIPAL = CompiledQuery(
-    select(User.id, User.is_active, User.is_superuser).where(User.id == bindparam("id"))
+    select(User.id, User.hashed_password, User.is_active, User.is_superuser).where(
+        User.id == bindparam("id")
+    )
 )
 
 
-async def get_principal(database: Database, user_id: int) -> Principal:
-    """The active user with this id, read outside any transaction (one round trip).
+async def get_principal(database: Database, claims: TokenClaims, key: str) -> Principal:
+    """The active user a token names, read outside any transaction (one round trip).
 
-    AuthenticationError if there is no such user, PermissionDeniedError if inactive.
+    AuthenticationError if there is no such user or the token predates their current
+    password; PermissionDeniedError if the user is inactive.
     """
+    user_id = claims.user_id
     row = await database.fetch_one(_PRINCIPAL, id=user_id) if is_valid_id(user_id) else None
-    if row is None:
+    if row is None or not stamp_matches(claims, row["hashed_password"], key):
         raise AuthenticationError("Could not validate credentials")
     if not row["is_active"]:
         raise PermissionDeniedError("Inactive user")

@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from catalog.api.deps import ReadSessionDep, SettingsDep, SigningKeyDep
 from catalog.schemas import Token
-from catalog.security import create_access_token
+from catalog.security import create_access_token, credential_stamp
 from catalog.services import users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -28,5 +28,10 @@ async def login(
 ) -> Token:
     """Exchange an email (as `username`) and password for an access token."""
     user = await users.authenticate(session, form.username, form.password)
-    token = create_access_token(user.id, key, settings.access_token_expire_minutes)
+    token = create_access_token(
+        user.id,
+        key,
+        settings.access_token_expire_minutes,
+        stamp=credential_stamp(user.hashed_password, key),
+    )
     return Token(access_token=token)
