@@ -7,6 +7,7 @@ connection: a single SELECT needs no BEGIN/ROLLBACK round trips around it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -29,9 +30,16 @@ class Database:
     backend: str = field(init=False)
     write_sessions: async_sessionmaker[AsyncSession] = field(init=False)
     read_sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    # SQLite has one writer at a time. Within this process, writers queue here, in the
+    # event loop, instead of polling the file lock in SQLite's busy handler (which, with
+    # a dozen concurrent writers, was seen to starve one past busy_timeout). Writers in
+    # other processes are still covered by busy_timeout.
+    _sqlite_writer: asyncio.Lock | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.backend = self.engine.dialect.name
+        if self.backend == "sqlite":
+            self._sqlite_writer = asyncio.Lock()
         self.write_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False
         )
@@ -46,13 +54,21 @@ class Database:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """Yield a session; commit if the body succeeds, roll back if it raises."""
-        async with self.write_sessions() as session:
+        async with self._writer_turn(), self.write_sessions() as session:
             try:
                 yield session
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
+        if self._sqlite_writer is None:
+            yield
+            return
+        async with self._sqlite_writer:
+            yield
 
     @asynccontextmanager
     async def read_only(self) -> AsyncIterator[AsyncSession]:
