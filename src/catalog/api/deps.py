@@ -20,12 +20,13 @@ from catalog.config import Settings
 from catalog.db.session import Database
 from catalog.errors import AuthenticationError, PermissionDeniedError
 from catalog.models import User
-from catalog.security import decode_access_token, stamp_matches
-from catalog.services.users import Principal, ensure_active, get_principal
+from catalog.security import TokenClaims, decode_access_token
+from catalog.services.common import MAX_ID
+from catalog.services.users import Principal, get_principal, get_token_user
 
 MAX_PAGE_SIZE = 100
-# Past any table's size; beyond it PostgreSQL would reject the OFFSET parameter itself.
-MAX_SKIP = 2**31 - 1
+# Past any table's size; beyond it PostgreSQL would reject the (int4) OFFSET parameter.
+MAX_SKIP = MAX_ID
 
 
 async def get_database(request: Request) -> Database:
@@ -70,12 +71,15 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-async def _authenticated(session: AsyncSession, key: str, token: str | None) -> User:
+def _claims(token: str | None, key: str) -> TokenClaims:
     claims = decode_access_token(token, key) if token else None
-    user = await session.get(User, claims.user_id) if claims is not None else None
-    if user is None or claims is None or not stamp_matches(claims, user.hashed_password, key):
+    if claims is None:
         raise AuthenticationError("Could not validate credentials")
-    return ensure_active(user)
+    return claims
+
+
+async def _authenticated(session: AsyncSession, key: str, token: str | None) -> User:
+    return await get_token_user(session, _claims(token, key), key)
 
 
 async def get_current_user(session: AsyncSessionDep, key: SigningKeyDep, token: TokenDep) -> User:
@@ -94,10 +98,7 @@ async def get_current_principal(
     database: DatabaseDep, key: SigningKeyDep, token: TokenDep
 ) -> Principal:
     """The active caller, for writes that need only its id and role (no ORM, no BEGIN)."""
-    claims = decode_access_token(token, key) if token else None
-    if claims is None:
-        raise AuthenticationError("Could not validate credentials")
-    return await get_principal(database, claims, key)
+    return await get_principal(database, _claims(token, key), key)
 
 
 def _superuser(user: User) -> User:

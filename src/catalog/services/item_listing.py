@@ -36,6 +36,7 @@ from catalog.pagination import (
     order_by,
     row_key,
 )
+from catalog.schemas import PRICE_LIMIT
 from catalog.services.common import is_valid_id
 from catalog.services.item_rows import ITEM_COLUMNS, ItemOut, tag_names_column, to_item_out
 from catalog.services.tags import get_tag_id
@@ -61,7 +62,7 @@ _COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
 }
 Scope = Literal["all", "owner", "tag"]
 CENT = Decimal("0.01")
-MAX_PRICE = Decimal("9999999999.99")
+MAX_PRICE = PRICE_LIMIT - CENT  # the largest storable price
 
 
 @dataclass(frozen=True)

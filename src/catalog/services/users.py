@@ -91,11 +91,28 @@ async def get_principal(database: Database, claims: TokenClaims, key: str) -> Pr
     """
     user_id = claims.user_id
     row = await database.fetch_one(_PRINCIPAL, id=user_id) if is_valid_id(user_id) else None
-    if row is None or not stamp_matches(claims, row["hashed_password"], key):
+    if row is None:
         raise AuthenticationError("Could not validate credentials")
-    if not row["is_active"]:
-        raise PermissionDeniedError("Inactive user")
+    _check_token_user(claims, key, row["hashed_password"], row["is_active"])
     return Principal(id=row["id"], is_superuser=row["is_superuser"])
+
+
+async def get_token_user(session: AsyncSession, claims: TokenClaims, key: str) -> User:
+    """As `get_principal`, loading the ORM `User` into `session` (for routes that change it)."""
+    user = await session.get(User, claims.user_id) if is_valid_id(claims.user_id) else None
+    if user is None:
+        raise AuthenticationError("Could not validate credentials")
+    _check_token_user(claims, key, user.hashed_password, user.is_active)
+    return user
+
+
+def _check_token_user(claims: TokenClaims, key: str, hashed_password: str, active: bool) -> None:
+    """The rule both lookups share: the token was issued for the user's current password,
+    and the user is active."""
+    if not stamp_matches(claims, hashed_password, key):
+        raise AuthenticationError("Could not validate credentials")
+    if not active:
+        raise PermissionDeniedError("Inactive user")
 
 
 _USER_ID = CompiledQuery(select(User.id).where(User.id == bindparam("id")))
@@ -148,10 +165,3 @@ async def delete_user(session: AsyncSession, user_id: int) -> None:
     result = await session.execute(delete(User).where(User.id == user_id).returning(User.id))
     if result.scalar_one_or_none() is None:
         raise NotFoundError(USER_NOT_FOUND)
-
-
-def ensure_active(user: User) -> User:
-    """The user, if active; PermissionDeniedError otherwise."""
-    if not user.is_active:
-        raise PermissionDeniedError("Inactive user")
-    return user
