@@ -197,28 +197,6 @@ def _describe(url: str, spec: DatasetSpec) -> Dataset:
     )
 
 
-def _drop_secondary_indexes(url: str) -> list[str]:
-    """Drop the items' and links' indexes that back no constraint; their definitions."""
-    with psycopg.connect(conninfo(url), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT ic.relname, pg_get_indexdef(i.indexrelid)"
-            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
-            " JOIN pg_class ic ON ic.oid = i.indexrelid"
-            " WHERE t.relname IN ('items', 'item_tags') AND pg_table_is_visible(t.oid)"
-            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
-        ).fetchall()
-        for name, _ in rows:
-            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-    return [definition for _, definition in rows]
-
-
-def _create_indexes(url: str, definitions: list[str]) -> None:
-    with psycopg.connect(conninfo(url), autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '256MB'")
-        for definition in definitions:
-            conn.execute(definition)  # from pg_get_indexdef: trusted SQL
-
-
 def _vacuum(url: str, tables: str = "") -> None:
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         conn.execute(f"VACUUM (ANALYZE) {tables}".strip())
@@ -229,10 +207,8 @@ def _build(url: str, spec: DatasetSpec) -> Dataset:
     started = time.perf_counter()
     _recreate_database(url)
     _catalog(url, "db", "upgrade")
-    # Loading into indexed tables costs ~3x more than indexing loaded tables (the trigram
-    # GIN index above all): the secondary indexes are set aside and rebuilt from their
-    # exact definitions after the load.
-    indexes = _drop_secondary_indexes(url)
+    # Into empty tables, `catalog seed` sets the secondary indexes aside and rebuilds them
+    # after the load (~3x cheaper than maintaining the trigram index row by row).
     _catalog(
         url,
         "seed",
@@ -242,7 +218,6 @@ def _build(url: str, spec: DatasetSpec) -> Dataset:
         f"--seed={spec.seed}",
         f"--as-of={spec.as_of}",
     )
-    _create_indexes(url, indexes)
     seeded = time.perf_counter() - started
     _catalog(
         url,

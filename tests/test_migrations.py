@@ -271,17 +271,18 @@ def test_alembic_offline_sql(empty_db: Settings) -> None:
 
 @pytest.fixture
 def root_copy(tmp_path: Path) -> Path:
-    """The files `alembic` reads at the repository root, copied, with the same virtualenv.
+    """The files `alembic` reads at the repository root, copied; no `.venv` in the copy.
 
     `alembic revision` writes into the versions folder; doing that in the real tree would
     briefly give every concurrent run (other tests, other developers' commands) a new head.
+    Without a `.venv` beside it, the copy also shows that nothing assumes where the
+    environment lives (the formatting hook runs `python -m ruff`).
     """
     copy = tmp_path / "root"
     copy.mkdir()
     for name in ("alembic.ini", "pyproject.toml"):
         shutil.copy2(ROOT / name, copy / name)
     shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / ".venv").symlink_to(ROOT / ".venv")
     return copy
 
 
@@ -300,6 +301,12 @@ def test_autogenerate_on_a_migrated_database_is_empty(empty_db: Settings, root_c
     assert len(generated) == 1, result.stderr
     assert str(generated[0]).startswith(str(copied_versions))  # written in the copy only
     assert sorted(p.name for p in VERSIONS.glob("*.py")) == versions_before
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", str(generated[0])],
+        capture_output=True,
+        text=True,
+    )
+    assert formatted.returncode == 0, formatted.stdout  # the post-write hook ran
 
     module = ast.parse(generated[0].read_text())
     bodies = {
