@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -9,13 +10,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from typer.testing import CliRunner, Result
 
+from catalog.api.app import create_app
 from catalog.cli import app
 from catalog.config import get_settings
+from catalog.db.database import Database
 from catalog.db.engine import create_sync_engine
 from catalog.migrations import runner
 from catalog.migrations.runner import upgrade
@@ -410,3 +414,36 @@ def test_serve_target_is_the_app_factory() -> None:
     factory = import_from_string(APP_FACTORY)
     assert callable(factory)
     assert isinstance(factory(make_settings("sqlite:///./unused.db")), FastAPI)
+
+
+async def test_users_commands_apply_the_apis_rules(migrated_url: str) -> None:
+    """The CLI calls the API's services: a password set there revokes the tokens issued
+    before it, deactivation blocks the account, and the email is normalized alike."""
+
+    async def run(*args: str, input: str | None = None) -> None:
+        # In a thread: the command runs its own event loop, as it does from a shell.
+        result = await asyncio.to_thread(invoke, migrated_url, *args, input=input)
+        assert result.exit_code == 0, result.output
+
+    await run("users", "create", " Mixed@Example.COM", "--password-stdin", input="pw-one-11\n")
+    settings = make_settings(migrated_url)
+    database = Database.from_settings(settings)
+    transport = httpx.ASGITransport(app=create_app(settings, database))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            login = {"username": "mixed@example.com", "password": "pw-one-11"}
+            token = (await client.post("/auth/token", data=login)).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            assert (await client.get("/users/me", headers=headers)).status_code == 200
+
+            await run("users", "deactivate", "MIXED@example.com")
+            assert (await client.get("/users/me", headers=headers)).status_code == 403
+            await run("users", "activate", "mixed@example.com")
+            assert (await client.get("/users/me", headers=headers)).status_code == 200
+
+            await run("users", "set-password", "mixed@example.com", input="pw-two-22\n" * 2)
+            assert (await client.get("/users/me", headers=headers)).status_code == 401
+            login["password"] = "pw-two-22"
+            assert (await client.post("/auth/token", data=login)).status_code == 200
+    finally:
+        await database.dispose()

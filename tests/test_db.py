@@ -11,16 +11,22 @@ from typing import Any
 
 import pytest
 import sqlalchemy.exc
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Engine, bindparam, event, func, insert, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from catalog.config import Settings
+from catalog.db.compiled import CompiledQuery
+from catalog.db.database import Database, SyncDatabase
 from catalog.db.engine import create_async_db_engine, create_sync_engine
-from catalog.db.session import Database, SyncDatabase, session_scope
 from catalog.migrations.runner import upgrade
 from catalog.models import Item, Tag
+from catalog.services.item_writes import (
+    OneStatementItemWrites,
+    StepwiseItemWrites,
+    item_writes_for,
+)
 from tests.conftest import make_settings, throwaway_database
 
 
@@ -38,13 +44,13 @@ def sync_database(settings: Settings, database: Database) -> Iterator[SyncDataba
 
 async def tag_names(database: Database) -> list[str]:
     """Tag names as a fresh session sees them: what was committed."""
-    async with database.read_only() as session:
+    async with database.autocommit_session() as session:
         return list((await session.scalars(select(Tag.name).order_by(Tag.name))).all())
 
 
 async def add_tags(database: Database, *names: str, then: Exception | None = None) -> None:
     """One unit of work inserting `names` (each flushed to the database), then raising `then`."""
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         for name in names:
             session.add(Tag(name=name))
             await session.flush()
@@ -73,7 +79,7 @@ def checked_out(engine: Engine | AsyncEngine) -> int:
 
 
 async def test_unit_of_work_commits_on_success(database: Database) -> None:
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         session.add(Tag(name="kept"))
     assert await tag_names(database) == ["kept"]
     assert checked_out(database.engine) == 0
@@ -90,7 +96,7 @@ async def test_unit_of_work_reports_a_failing_commit(database: Database) -> None
     """A commit that fails surfaces as an exception and leaves nothing behind."""
 
     async def write_with_failing_commit() -> None:
-        async with database.unit_of_work() as session:
+        async with database.transaction() as session:
             event.listen(session.sync_session, "before_commit", fail_commit)
             session.add(Tag(name="never-committed"))
             await session.flush()
@@ -119,7 +125,7 @@ async def test_cancelled_unit_of_work_rolls_back_and_returns_its_connection(
     inside = asyncio.Event()
 
     async def stuck_writer() -> None:
-        async with database.unit_of_work() as session:
+        async with database.transaction() as session:
             session.add(Tag(name="cancelled"))
             await session.flush()
             inside.set()
@@ -132,14 +138,14 @@ async def test_cancelled_unit_of_work_rolls_back_and_returns_its_connection(
         await task
     assert checked_out(database.engine) == 0
     # The write lock was released: another writer gets through.
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         session.add(Tag(name="after"))
     assert await tag_names(database) == ["after"]
 
 
 async def test_objects_stay_usable_after_commit(database: Database) -> None:
     """expire_on_commit=False: reading attributes after the commit needs no lazy load."""
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         tag = Tag(name="loaded")
         session.add(tag)
     # With expiry, the first attribute access would need IO: MissingGreenlet in async code.
@@ -150,9 +156,9 @@ async def test_objects_stay_usable_after_commit(database: Database) -> None:
 
 async def test_read_session_runs_outside_a_transaction(database: Database) -> None:
     """A read sends no BEGIN: each statement is its own (autocommit) transaction."""
-    assert await _runs_in_transaction(database.read_only()) is False
+    assert await _runs_in_transaction(database.autocommit_session()) is False
     # The same probe sees the write session's transaction, so it can tell the difference.
-    assert await _runs_in_transaction(database.unit_of_work()) is True
+    assert await _runs_in_transaction(database.transaction()) is True
     assert checked_out(database.engine) == 0
 
 
@@ -171,9 +177,9 @@ async def _runs_in_transaction(sessions: Any) -> bool:
 
 
 async def test_read_session_sees_committed_writes(database: Database) -> None:
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         session.add(Tag(name="visible"))
-    async with database.read_only() as session:
+    async with database.autocommit_session() as session:
         assert await session.scalar(select(func.count()).select_from(Tag)) == 1
 
 
@@ -197,35 +203,6 @@ async def test_session_scope_rolls_back_on_error(sync_database: SyncDatabase) ->
         sync_add_tags(sync_database.session_scope(), "discarded", then=Boom())
     assert _sync_tag_names(sync_database) == []
     assert checked_out(sync_database.engine) == 0
-
-
-async def test_get_db_commits_when_the_caller_finishes(sync_database: SyncDatabase) -> None:
-    """Driven the way a dependency-injection framework drives a generator."""
-    dependency = sync_database.get_db()
-    session = next(dependency)
-    session.add(Tag(name="kept"))
-    with pytest.raises(StopIteration):
-        next(dependency)
-    assert _sync_tag_names(sync_database) == ["kept"]
-    assert checked_out(sync_database.engine) == 0
-
-
-async def test_get_db_rolls_back_when_the_caller_fails(sync_database: SyncDatabase) -> None:
-    dependency = sync_database.get_db()
-    session = next(dependency)
-    session.add(Tag(name="discarded"))
-    session.flush()
-    with pytest.raises(Boom):
-        dependency.throw(Boom())
-    assert _sync_tag_names(sync_database) == []
-    assert checked_out(sync_database.engine) == 0
-
-
-async def test_module_session_scope(settings: Settings, database: Database) -> None:
-    sync_add_tags(session_scope(settings), "one-off")
-    with pytest.raises(Boom):
-        sync_add_tags(session_scope(settings), "discarded", then=Boom())
-    assert await tag_names(database) == ["one-off"]
 
 
 async def test_sync_and_async_engines_share_one_database(
@@ -319,7 +296,7 @@ def test_sqlite_pragmas_on_the_sync_engine(sqlite_sync_database: SyncDatabase) -
 
 
 async def test_sqlite_pragmas_on_the_async_engine(sqlite_database: Database) -> None:
-    for sessions in (sqlite_database.read_only, sqlite_database.unit_of_work):
+    for sessions in (sqlite_database.autocommit_session, sqlite_database.transaction):
         async with sessions() as session:
             connection = await session.connection()
             found = {
@@ -334,7 +311,7 @@ async def test_sqlite_enforces_foreign_keys(
 ) -> None:
     orphan = {"name": "orphan", "price": 1, "owner_id": 999}
     with pytest.raises(sqlalchemy.exc.IntegrityError):
-        async with sqlite_database.unit_of_work() as session:
+        async with sqlite_database.transaction() as session:
             session.add(Item(**orphan))
     with pytest.raises(sqlalchemy.exc.IntegrityError), sqlite_sync_database.session_scope() as s:
         s.add(Item(**orphan))
@@ -372,7 +349,7 @@ async def test_sqlite_concurrent_async_writers_all_succeed(sqlite_database: Data
     tasks = 20
 
     async def writer(index: int) -> None:
-        async with sqlite_database.unit_of_work() as session:
+        async with sqlite_database.transaction() as session:
             await session.scalar(select(func.count()).select_from(Tag))
             session.add(Tag(name=f"task-{index}"))
 
@@ -406,3 +383,77 @@ def test_sqlite_writer_waits_for_the_lock_holder(sqlite_settings: Settings) -> N
         holder.dispose()
         waiter.dispose()
         impatient.dispose()
+
+
+# --- the request-scoped unit of work ----------------------------------------------------------
+
+_TAG_NAMES = CompiledQuery(select(Tag.name).order_by(Tag.name))
+_NEW_TAG = CompiledQuery(insert(Tag).values(name=bindparam("name")).returning(Tag.id))
+
+
+async def test_unit_of_work_reads_outside_a_transaction_until_it_writes(
+    database: Database,
+) -> None:
+    async with database.unit_of_work() as uow:
+        assert await uow.fetch_all(_TAG_NAMES) == []
+        assert not uow.in_transaction  # a read opens nothing
+        session = await uow.session()
+        session.add(Tag(name="mine"))
+        await session.flush()
+        assert uow.in_transaction
+        # From now on reads run in the transaction and see its uncommitted writes...
+        assert [row["name"] for row in await uow.fetch_all(_TAG_NAMES)] == ["mine"]
+        # ...which nobody else sees yet.
+        assert await tag_names(database) == []
+    assert await tag_names(database) == ["mine"]
+    assert checked_out(database.engine) == 0
+
+
+async def test_unit_of_work_rolls_back_everything_on_error(database: Database) -> None:
+    async def fail_after_two_writes() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.write(_NEW_TAG, name="first")
+            session = await uow.session()
+            session.add(Tag(name="second"))
+            await session.flush()
+            raise Boom
+
+    with pytest.raises(Boom):
+        await fail_after_two_writes()
+    # The first write committed on its own only where single statements autocommit.
+    expected = ["first"] if database.backend.autocommit_writes else []
+    assert await tag_names(database) == expected
+    assert checked_out(database.engine) == 0
+
+
+async def test_a_single_statement_write_commits_on_its_own_where_the_backend_allows(
+    database: Database,
+) -> None:
+    async with database.unit_of_work() as uow:
+        row = await uow.write(_NEW_TAG, name="at-once")
+        assert row is not None
+        visible_before_the_end = await tag_names(database) == ["at-once"]
+        assert uow.in_transaction is not database.backend.autocommit_writes
+    assert visible_before_the_end is database.backend.autocommit_writes
+    assert await tag_names(database) == ["at-once"]
+
+
+async def test_a_write_after_a_transaction_opened_joins_it(database: Database) -> None:
+    async def fail_in_a_transaction() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.session()
+            await uow.write(_NEW_TAG, name="joined")
+            raise Boom
+
+    with pytest.raises(Boom):
+        await fail_in_a_transaction()
+    assert await tag_names(database) == []
+
+
+async def test_each_backend_strategy_is_built_once(database: Database) -> None:
+    writes = database.strategy(item_writes_for)
+    assert database.strategy(item_writes_for) is writes
+    async with database.unit_of_work() as uow:
+        assert uow.strategy(item_writes_for) is writes
+    expected = OneStatementItemWrites if database.backend.writable_ctes else StepwiseItemWrites
+    assert type(writes) is expected

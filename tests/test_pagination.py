@@ -30,16 +30,18 @@ from sqlalchemy import (
     select,
 )
 
-from catalog.db.types import UTCDateTime
-from catalog.pagination import (
+from catalog.cursors import (
     CursorCodec,
     InvalidCursorError,
-    InvalidSortError,
-    SortField,
-    SortKey,
     decode_datetime,
     decode_decimal,
     encode_value,
+)
+from catalog.db.types import UTCDateTime
+from catalog.pagination import (
+    InvalidSortError,
+    SortField,
+    SortKey,
     keyset_after,
     order_by,
     parse_sort,

@@ -16,8 +16,8 @@ from typer.testing import CliRunner, Result
 from catalog import seed as seeding
 from catalog.cli import app
 from catalog.config import get_settings
+from catalog.db.database import SyncDatabase
 from catalog.db.engine import create_sync_engine
-from catalog.db.session import SyncDatabase
 from catalog.migrations.runner import upgrade
 from catalog.models import Item, Tag, User, item_tags
 from catalog.schemas import PRICE_LIMIT, Email, normalize_tag_name

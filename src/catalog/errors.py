@@ -31,3 +31,6 @@ class PermissionDeniedError(CatalogError):
     """The caller is known but may not do this."""
 
     status_code = 403
+
+    def __init__(self, detail: str = "Not enough permissions") -> None:
+        super().__init__(detail)

@@ -32,6 +32,15 @@ ITEM_NAME_MAX_LENGTH = 200
 ITEM_DESCRIPTION_MAX_LENGTH = 2000
 TAG_NAME_MAX_LENGTH = 50
 PRICE_PRECISION, PRICE_SCALE = 12, 2
+# Ids are 32-bit INTEGER columns; PostgreSQL raises on a larger literal rather than
+# finding nothing, so out-of-range ids are answered as "no such row" before any SQL.
+MAX_ID = 2**31 - 1
+
+
+def is_valid_id(value: int) -> bool:
+    """Whether `value` can be the primary key of a row."""
+    return 0 < value <= MAX_ID
+
 
 item_tags = Table(
     "item_tags",

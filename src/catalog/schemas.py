@@ -1,4 +1,10 @@
-"""Request and response bodies: one schema per operation. Unknown fields are rejected."""
+"""Request and response bodies: one schema per operation.
+
+Requests are Pydantic models that reject unknown fields. Responses are TypedDicts: the one
+definition of each shape, both what the services build (checked by mypy) and what the
+OpenAPI document publishes (FastAPI's `response_model`); they are sent without a second
+validation pass.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from catalog.models import (
     ITEM_DESCRIPTION_MAX_LENGTH,
@@ -132,8 +139,8 @@ class UserUpdate(_Patch):
     NULLABLE: ClassVar[frozenset[str]] = frozenset({"full_name"})
 
 
-class UserRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class UserRead(TypedDict):
+    """An account as the API returns it (never its password hash)."""
 
     id: int
     email: str
@@ -168,13 +175,13 @@ class ItemUpdate(_Patch):
     NULLABLE: ClassVar[frozenset[str]] = frozenset({"description"})
 
 
-class ItemRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class ItemRead(TypedDict):
+    """An item as the API returns it: price as a JSON number, tags sorted by code point."""
 
     id: int
     name: str
     description: str | None
-    price: Price
+    price: float
     is_active: bool
     created_at: datetime
     updated_at: datetime | None
@@ -189,8 +196,8 @@ class TagCreate(_Input):
     name: TagName
 
 
-class TagRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class TagRead(TypedDict):
+    """A tag with the number of items carrying it."""
 
     id: int
     name: str

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from catalog.api.app import create_app
 from catalog.config import Settings
-from catalog.db.session import Database
+from catalog.db.database import Database
 from catalog.logs import RequestIdFilter
 from tests.api import login
 from tests.conftest import Account, make_settings

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, insert, select
 
-from catalog.db.session import Database
+from catalog.db.database import Database
 from catalog.models import Item, Tag, item_tags
 from tests.api import ITEM_FIELDS
 from tests.conftest import Account
@@ -168,7 +168,7 @@ async def insert_rows(
     database: Database, rows: Sequence[Row], *, explicit_ids: bool = False
 ) -> None:
     """Store rows (and their tags) directly, as another client would; sets each row's id."""
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         wanted = sorted({t for r in rows for t in r.tags})
         known = dict((await session.execute(select(Tag.name, Tag.id))).tuples().all())
         new = [name for name in wanted if name not in known]
@@ -197,7 +197,7 @@ async def insert_rows(
 
 async def delete_row(database: Database, item_id: int) -> None:
     """Delete an item directly, as another client would."""
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         await session.execute(delete(Item).where(Item.id == item_id))
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select, update
 
-from catalog.db.session import Database
+from catalog.db.database import Database
 from catalog.models import Item
 from tests.api import ITEM_FIELDS, MakeUser
 from tests.conftest import Account
@@ -87,7 +87,7 @@ async def tag_rows(fetch: Fetch) -> dict[str, int]:
 
 async def timestamps(database: Database, item_id: int) -> tuple[datetime, datetime | None]:
     """(created_at, updated_at) as the model reads them (timezone-aware)."""
-    async with database.read_only() as session:
+    async with database.autocommit_session() as session:
         row = (
             await session.execute(
                 select(Item.created_at, Item.updated_at).where(Item.id == item_id)
@@ -448,7 +448,7 @@ async def test_list_pages_do_not_overlap(client: httpx.AsyncClient, user: Accoun
 async def test_list_limit_defaults_to_100(
     client: httpx.AsyncClient, user: Account, database: Database
 ) -> None:
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         await session.execute(
             insert(Item),
             [{"name": f"n{n}", "price": Decimal(n), "owner_id": user.id} for n in range(101)],
@@ -696,7 +696,7 @@ async def test_updated_at_is_set_on_every_update(
 
     # Backdate it rather than sleep: the next update must move it forward again.
     long_ago = datetime(2000, 1, 1, tzinfo=UTC)
-    async with database.unit_of_work() as session:
+    async with database.transaction() as session:
         await session.execute(update(Item).where(Item.id == item["id"]).values(updated_at=long_ago))
 
     second = (await client.request(method, url, json={"price": 1}, headers=user.headers)).json()

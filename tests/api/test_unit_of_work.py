@@ -19,14 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.api.app import create_app
 from catalog.config import Settings
-from catalog.db.session import Database
-from catalog.services.tags import replace_item_tags
+from catalog.db.database import Database
+from catalog.services.item_writes import StepwiseItemWrites
 from tests.api import Fetch, bearer, login
-from tests.conftest import Account, make_settings
+from tests.conftest import Account, make_settings, refusing_tag_links, sqlite_only
 
 INTERNAL_ERROR = {"detail": "Internal Server Error"}
-# The name the item service calls, which is where a test makes it fail.
-ITEMS_REPLACE_TAGS = "catalog.services.items.replace_item_tags"
+# SQLite only: on PostgreSQL every one of these writes is a single statement that commits on
+# its own, with no commit to fail after it (its atomicity is the database's, shown with
+# refuse_tag_links on both databases).
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ async def fresh_fetch(settings: Settings) -> AsyncIterator[Fetch]:
     database = Database.from_settings(settings)
 
     async def _fetch(sql: str, **params: Any) -> list[Any]:
-        async with database.read_only() as session:
+        async with database.autocommit_session() as session:
             return list((await session.execute(text(sql), params)).all())
 
     yield _fetch
@@ -104,8 +105,7 @@ async def _put_item_tags(client: httpx.AsyncClient, user: Account, su: Account) 
     return await client.put(f"/items/{item_id}", json={"tags": ["green"]}, headers=user.headers)
 
 
-# Writes that run as a transaction in the request's unit of work. (A create on PostgreSQL
-# is one statement and has no separate commit: see the refuse_tag_links tests.)
+# Writes that run as a transaction in the request's unit of work on SQLite.
 WRITES: dict[str, Write] = {
     "POST /users": _register,
     "PUT /items/{id} with tags": _put_item_tags,
@@ -116,6 +116,7 @@ WRITES: dict[str, Write] = {
 }
 
 
+@sqlite_only
 @pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
 async def test_a_failed_commit_gives_an_error_and_leaves_nothing_behind(
     client: httpx.AsyncClient,
@@ -148,6 +149,7 @@ async def test_a_failed_commit_gives_an_error_and_leaves_nothing_behind(
     assert _checked_out(database) == 0  # rolled back and returned to the pool
 
 
+@sqlite_only
 async def test_a_failed_commit_of_a_password_change_keeps_the_old_password(
     client: httpx.AsyncClient, user: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,6 +185,26 @@ async def test_create_item_failing_after_its_insert_leaves_no_row(
 
 
 async def test_update_item_failing_after_its_update_changes_nothing(
+    client: httpx.AsyncClient, fetch: Fetch, user: Account, database: Database
+) -> None:
+    item_id = await _create_item(client, user, ["red"])
+    before = await _snapshot(fetch)
+
+    # The database refuses the new links after the item's UPDATE (and the removal of the
+    # old link) ran in the same write: all of it must be undone.
+    async with refusing_tag_links(database):
+        response = await client.patch(
+            f"/items/{item_id}", json={"name": "renamed", "tags": ["blue"]}, headers=user.headers
+        )
+
+    assert response.status_code == 409, response.text
+    assert await _snapshot(fetch) == before
+    [(updated_at,)] = await fetch("SELECT updated_at FROM items WHERE id = :id", id=item_id)
+    assert updated_at is None
+
+
+@sqlite_only
+async def test_update_item_failing_in_python_after_its_writes_changes_nothing(
     client: httpx.AsyncClient,
     fetch: Fetch,
     user: Account,
@@ -190,13 +212,13 @@ async def test_update_item_failing_after_its_update_changes_nothing(
 ) -> None:
     item_id = await _create_item(client, user, ["red"])
     before = await _snapshot(fetch)
-    real = replace_item_tags
+    real = StepwiseItemWrites._link
 
-    async def replace_then_fail(session: AsyncSession, *args: Any, **kw: Any) -> None:
-        await real(session, *args, **kw)
+    async def link_then_fail(self: StepwiseItemWrites, *args: Any) -> None:
+        await real(self, *args)
         raise RuntimeError("bug after the writes")
 
-    monkeypatch.setattr(ITEMS_REPLACE_TAGS, replace_then_fail)
+    monkeypatch.setattr(StepwiseItemWrites, "_link", link_then_fail)
 
     response = await client.patch(
         f"/items/{item_id}", json={"name": "renamed", "tags": ["blue"]}, headers=user.headers
@@ -361,3 +383,33 @@ async def test_no_bootstrap_without_first_superuser_settings(
     await _start_and_stop(create_app(make_settings(database_url), database))
 
     assert await fetch("SELECT id FROM users") == []
+
+
+# --- reads never wait for writers ---------------------------------------------------------
+
+
+async def test_authenticated_reads_do_not_wait_for_a_writer(
+    client: httpx.AsyncClient, database: Database, user: Account, superuser: Account
+) -> None:
+    """A GET, authenticated or not, opens no write transaction: a writer holding the write
+    lock (SQLite's one writer; on PostgreSQL an EXCLUSIVE lock on the tables, which only
+    plain reads get past) does not hold it up."""
+    item_id = await _create_item(client, user, ["red"])
+    async with database.unit_of_work() as writer:
+        session = await writer.session()
+        if database.backend.name == "postgresql":
+            await session.execute(text("LOCK TABLE users, items, tags IN EXCLUSIVE MODE"))
+        else:
+            await session.execute(text("UPDATE items SET name = name"))  # holds the lock
+        async with asyncio.timeout(10):
+            responses = await asyncio.gather(
+                client.get("/users/me", headers=user.headers),
+                client.get(f"/users/{user.id}", headers=superuser.headers),
+                client.get("/users", headers=superuser.headers),
+                client.get(f"/items/{item_id}", headers=user.headers),
+                client.get("/items", headers=user.headers),
+                client.get("/tags"),
+                client.get(f"/users/{user.id}/items"),
+                client.get("/tags/red/items"),
+            )
+    assert [r.status_code for r in responses] == [200] * len(responses)

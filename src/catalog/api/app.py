@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError
-from starlette.responses import Response
+from fastapi import FastAPI
 
+from catalog.api.errors import install_error_handlers
 from catalog.api.middleware import RequestIdMiddleware
-from catalog.api.responses import ORJSONResponse, json_response
+from catalog.api.responses import ORJSONResponse
 from catalog.api.routes import auth, health, items, tags, users
 from catalog.config import Settings, get_settings
-from catalog.db.session import Database
-from catalog.errors import AuthenticationError, CatalogError
+from catalog.cursors import CursorCodec
+from catalog.db.database import Database
 from catalog.logs import configure_logging
-from catalog.pagination import CursorCodec
+from catalog.schemas import UserCreate
 from catalog.services.users import ensure_user
 
 logger = logging.getLogger("catalog.api")
@@ -31,51 +26,15 @@ logger = logging.getLogger("catalog.api")
 async def _ensure_first_superuser(settings: Settings, database: Database) -> None:
     if settings.first_superuser_email is None or settings.first_superuser_password is None:
         return
-    async with database.unit_of_work() as session:
-        created = await ensure_user(
-            session,
-            email=settings.first_superuser_email,
-            password=settings.first_superuser_password.get_secret_value(),
-            is_superuser=True,
-        )
+    # The API's own rules: the email normalized and the password checked as at registration.
+    data = UserCreate(
+        email=settings.first_superuser_email,
+        password=settings.first_superuser_password.get_secret_value(),
+    )
+    async with database.unit_of_work() as uow:
+        created = await ensure_user(uow, data, is_superuser=True)
     if created:
-        logger.info("created first superuser %s", settings.first_superuser_email)
-
-
-def _catalog_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, CatalogError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None
-    return json_response({"detail": error.detail}, status_code=error.status_code, headers=headers)
-
-
-def _integrity_error(request: Request, error: Exception) -> Response:
-    # Services translate the constraint violations they expect; this is the safety net
-    # for a race they did not foresee. Never a 500 for what is a conflict of data.
-    logger.warning("integrity error: %s", error)
-    return json_response({"detail": "Conflict with existing data"}, status_code=409)
-
-
-def _json_safe(value: Any) -> Any:
-    """Make echoed client input encodable: lone surrogates escaped; NaN, Infinity and
-    integers past 64 bits (which orjson refuses) as text."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, int) and not -(2**63) <= value < 2**64:
-        return str(value)
-    if isinstance(value, dict):
-        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _validation_error(request: Request, error: Exception) -> Response:
-    # Validation errors echo the client's input, which may not be encodable as-is.
-    assert isinstance(error, RequestValidationError)
-    detail = _json_safe(jsonable_encoder(error.errors()))
-    return json_response({"detail": detail}, status_code=422)
+        logger.info("created first superuser %s", data.email)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -112,9 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if database is not None:  # usable before startup, e.g. by ASGI test clients
         app.state.database = database
     app.add_middleware(RequestIdMiddleware)
-    app.add_exception_handler(CatalogError, _catalog_error)
-    app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    install_error_handlers(app)
     # Routers are matched in order (FastAPI keeps included routers nested): hottest first.
     for module in (items, tags, users, auth, health):
         app.include_router(module.router)

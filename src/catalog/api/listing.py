@@ -19,13 +19,8 @@ from starlette.responses import Response
 
 from catalog.api.deps import MAX_PAGE_SIZE, MAX_SKIP
 from catalog.api.responses import json_response
-from catalog.pagination import (
-    CursorCodec,
-    InvalidCursorError,
-    InvalidSortError,
-    SortKey,
-    parse_sort,
-)
+from catalog.cursors import CursorCodec, InvalidCursorError
+from catalog.pagination import InvalidSortError, SortKey, parse_sort
 from catalog.schemas import Text, normalize_tag_name
 from catalog.services.item_listing import ITEM_SORT_FIELDS, ItemFilters, ItemListQuery, ItemPage
 
@@ -60,13 +55,6 @@ def _tag_names(values: list[str]) -> list[str]:
     return [normalize_tag_name(v) for v in values]
 
 
-def _check_sort(value: str) -> str:
-    try:
-        return parse_sort(value, ITEM_SORT_FIELDS).canonical
-    except InvalidSortError as error:
-        raise ValueError(str(error)) from None
-
-
 UTCDateTime = Annotated[datetime | None, AfterValidator(_as_utc)]
 
 
@@ -80,29 +68,69 @@ class ItemListParams:
     limit: int
     cursor: str | None
     count: bool
+    codec: CursorCodec
 
-    def scope(self, endpoint: str) -> str:
+    def bind(self, endpoint: str) -> ItemListing:
+        """These parameters on one endpoint ("items", "users/7"...): what cursors bind to."""
+        return ItemListing(self, endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemListing:
+    """A list request on its endpoint: the service query in, the HTTP response out."""
+
+    params: ItemListParams
+    endpoint: str
+
+    @property
+    def scope(self) -> str:
         """What a cursor is bound to: the endpoint, the sort and the filters."""
-        return f"{endpoint}|{self.sort.canonical}|{self.filters.canonical()}"
+        params = self.params
+        return f"{self.endpoint}|{params.sort.canonical}|{params.filters.canonical()}"
 
-    def to_query(self, endpoint: str, codec: CursorCodec) -> ItemListQuery:
+    def query(self) -> ItemListQuery:
         """The service-level query; 422 for a bad cursor or a cursor given with skip."""
+        params = self.params
         after = None
-        if self.cursor is not None:
-            if self.skip is not None:
-                raise _invalid("cursor", "cursor and skip cannot be combined", self.cursor)
+        if params.cursor is not None:
+            if params.skip is not None:
+                raise _invalid("cursor", "cursor and skip cannot be combined", params.cursor)
             try:
-                after = codec.decode(self.cursor, self.scope(endpoint), self.sort, ITEM_SORT_FIELDS)
+                after = params.codec.decode(
+                    params.cursor, self.scope, params.sort, ITEM_SORT_FIELDS
+                )
             except InvalidCursorError as error:
-                raise _invalid("cursor", str(error), self.cursor) from None
+                raise _invalid("cursor", str(error), params.cursor) from None
         return ItemListQuery(
-            filters=self.filters,
-            sort=self.sort,
-            limit=self.limit,
-            skip=self.skip or 0,
+            filters=params.filters,
+            sort=params.sort,
+            limit=params.limit,
+            skip=params.skip or 0,
             after=after,
-            with_total=self.count,
+            with_total=params.count,
         )
+
+    def response(self, request: Request, page: ItemPage) -> Response:
+        """The page as a JSON array, with Link (next) and X-Total-Count headers as due."""
+        headers: dict[str, str] = {}
+        if page.next_key is not None:
+            params = self.params
+            token = params.codec.encode(self.scope, params.sort, ITEM_SORT_FIELDS, page.next_key)
+            headers["Link"] = f'<{_next_page_url(request, token)}>; rel="next"'
+        if page.total is not None:
+            headers["X-Total-Count"] = str(page.total)
+        return json_response(page.items, headers=headers)
+
+
+def _next_page_url(request: Request, cursor: str) -> str:
+    """The same list after `cursor`."""
+    return str(request.url.remove_query_params("skip").include_query_params(cursor=cursor))
+
+
+async def get_cursor_codec(request: Request) -> CursorCodec:
+    """The app's cursor signer (built once from the secret key)."""
+    codec: CursorCodec = request.app.state.cursor_codec
+    return codec
 
 
 async def item_list_params(
@@ -122,14 +150,13 @@ async def item_list_params(
     created_after: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
     created_before: Annotated[UTCDateTime, Query(description="ISO 8601, inclusive")] = None,
     sort: Annotated[
-        str,
-        Query(description="Fields id, name, price, created_at, updated_at; '-' = desc"),
-        AfterValidator(_check_sort),
+        str, Query(description="Fields id, name, price, created_at, updated_at; '-' = desc")
     ] = "id",
     skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Rows to skip")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
     cursor: Annotated[str | None, Query(description="From a Link rel=next header")] = None,
     count: Annotated[bool, Query(description="Send X-Total-Count")] = False,
+    codec: CursorCodec = Depends(get_cursor_codec),
 ) -> ItemListParams:
     """The list query parameters (async: FastAPI runs sync dependencies in a thread)."""
     filters = ItemFilters(
@@ -142,35 +169,11 @@ async def item_list_params(
         created_after=created_after,
         created_before=created_before,
     )
-    sort_key = parse_sort(sort, ITEM_SORT_FIELDS)
-    return ItemListParams(filters, sort_key, skip, limit, cursor, count)
+    try:
+        sort_key = parse_sort(sort, ITEM_SORT_FIELDS)
+    except InvalidSortError as error:
+        raise _invalid("sort", str(error), sort) from None
+    return ItemListParams(filters, sort_key, skip, limit, cursor, count, codec)
 
 
 ItemListDep = Annotated[ItemListParams, Depends(item_list_params)]
-
-
-async def get_cursor_codec(request: Request) -> CursorCodec:
-    """The app's cursor signer (built once from the secret key)."""
-    codec: CursorCodec = request.app.state.cursor_codec
-    return codec
-
-
-CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
-
-
-def page_response(
-    request: Request,
-    page: ItemPage,
-    params: ItemListParams,
-    endpoint: str,
-    codec: CursorCodec,
-) -> Response:
-    """The page as a JSON array, with Link (next) and X-Total-Count headers as due."""
-    headers: dict[str, str] = {}
-    if page.next_key is not None:
-        token = codec.encode(params.scope(endpoint), params.sort, ITEM_SORT_FIELDS, page.next_key)
-        url = request.url.remove_query_params("skip").include_query_params(cursor=token)
-        headers["Link"] = f'<{url}>; rel="next"'
-    if page.total is not None:
-        headers["X-Total-Count"] = str(page.total)
-    return json_response(page.items, headers=headers)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -10,13 +12,17 @@ from rich.console import Console
 from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
-from catalog.config import SettingsError
+from catalog.config import Settings, SettingsError
+from catalog.db.database import Database
+from catalog.db.unit_of_work import UnitOfWork
+from catalog.errors import CatalogError
 
 # Results go to stdout; progress, notices and errors to stderr, so output can be piped.
 out = Console()
 err = Console(stderr=True)
 
 USAGE_ERROR = 2  # the exit code click uses for bad usage; bad configuration is the same kind
+T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -34,6 +40,27 @@ def validation_message(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def in_unit_of_work(settings: Settings, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """Run `work` in one unit of work on the service's own (async) database layer.
+
+    Commands that change accounts or items call the API's services this way, so the
+    same rules apply; a failure rolls everything back.
+    """
+
+    async def run() -> T:
+        database = Database.from_settings(settings)
+        try:
+            async with database.unit_of_work() as uow:
+                return await work(uow)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except OSError as error:  # refused, unreachable, no such socket: before any statement
+        fail(f"database error: cannot connect: {error}")
+
+
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
@@ -42,8 +69,9 @@ def _first_line(error: BaseException) -> str:
 class CatalogGroup(TyperGroup):
     """The root group: turns expected failures from any command into one-line errors.
 
-    Configuration errors exit with 2 and database errors (unreachable server, missing
-    tables...) with 1; neither prints a traceback, which would only bury the message.
+    Configuration errors exit with 2; database errors (unreachable server, missing
+    tables...) and refusals by the services (no such user...) with 1; none prints a
+    traceback, which would only bury the message.
     """
 
     def invoke(self, ctx: Any) -> Any:
@@ -51,6 +79,8 @@ class CatalogGroup(TyperGroup):
             return super().invoke(ctx)
         except SettingsError as error:
             fail(str(error), USAGE_ERROR)
+        except CatalogError as error:
+            fail(error.detail)
         except DBAPIError as error:
             hint = ""
             if "does not exist" in str(error.orig) or "no such table" in str(error.orig):

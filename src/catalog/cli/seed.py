@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog.cli.common import USAGE_ERROR, err, fail, out
 from catalog.config import get_settings
-from catalog.db.session import SyncDatabase
+from catalog.db.database import SyncDatabase
 from catalog.seed import DEFAULT_BATCH_SIZE, SeedError, SeedOptions, analyze, seed_database
 
 

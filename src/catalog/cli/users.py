@@ -1,4 +1,9 @@
-"""`catalog users ...`: account administration through the sync session."""
+"""`catalog users ...`: account administration through the same services as the API.
+
+Each command validates its input with the API's schemas and runs the API's service
+functions in a unit of work of its own, so an account changed here obeys exactly the
+rules it would over HTTP (normalisation, hashing parameters, token revocation).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,13 @@ from typing import Annotated
 import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
-from catalog.cli.common import USAGE_ERROR, err, fail, out, validation_message
+from catalog.cli.common import USAGE_ERROR, err, fail, in_unit_of_work, out, validation_message
 from catalog.config import get_settings
-from catalog.db.session import session_scope
-from catalog.models import User
-from catalog.schemas import Email, UserCreate, UserUpdateMe
-from catalog.security import hash_password
+from catalog.db.unit_of_work import UnitOfWork
+from catalog.errors import ConflictError
+from catalog.schemas import Email, UserCreate, UserRead, UserUpdate, UserUpdateMe
+from catalog.services import users
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
@@ -61,35 +64,28 @@ def create(
         data = UserCreate(email=email, password=password, full_name=full_name)
     except ValidationError as error:
         fail(validation_message(error), USAGE_ERROR)
-    user = User(
-        email=data.email,
-        hashed_password=hash_password(data.password),
-        full_name=data.full_name,
-        is_superuser=superuser,
-    )
     try:
-        with session_scope(settings) as session:
-            session.add(user)
-            session.flush()
-    except IntegrityError:
+        user = in_unit_of_work(
+            settings, lambda uow: users.register(uow, data, is_superuser=superuser)
+        )
+    except ConflictError:
         # The unique index decides, not a prior lookup: two concurrent creates cannot both win.
         fail(f"a user with email {data.email} already exists")
     kind = "superuser" if superuser else "user"
-    err.print(f"[green]Created {kind} {data.email} (id {user.id}).[/]", highlight=False)
+    err.print(f"[green]Created {kind} {data.email} (id {user['id']}).[/]", highlight=False)
 
 
 @app.command("set-password")
 def set_password(email: EmailArgument, password_stdin: PasswordStdin = False) -> None:
-    """Replace an account's password."""
+    """Replace an account's password (which signs out its sessions: tokens are revoked)."""
     get_settings()  # a configuration error shows before any prompt
     address = _email(email)
     password = _read_password(password_stdin)
     try:
-        data = UserUpdateMe(password=password)
+        changes = UserUpdateMe(password=password).changes()
     except ValidationError as error:
         fail(validation_message(error), USAGE_ERROR)
-    assert data.password is not None
-    _update(address, hashed_password=hash_password(data.password))
+    _update(address, changes)
     err.print(f"[green]Password changed for {address}.[/]", highlight=False)
 
 
@@ -97,7 +93,7 @@ def set_password(email: EmailArgument, password_stdin: PasswordStdin = False) ->
 def deactivate(email: EmailArgument) -> None:
     """Block an account from logging in and writing (its data stays)."""
     address = _email(email)
-    _update(address, is_active=False)
+    _update(address, UserUpdate(is_active=False).changes())
     err.print(f"[green]Deactivated {address}.[/]", highlight=False)
 
 
@@ -105,15 +101,15 @@ def deactivate(email: EmailArgument) -> None:
 def activate(email: EmailArgument) -> None:
     """Re-enable a deactivated account."""
     address = _email(email)
-    _update(address, is_active=True)
+    _update(address, UserUpdate(is_active=True).changes())
     err.print(f"[green]Activated {address}.[/]", highlight=False)
 
 
-def _update(email: str, **values: object) -> None:
-    with session_scope(get_settings()) as session:
-        result = session.execute(update(User).where(User.email == email).values(**values))
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            fail(f"no user with email {email}")
+def _update(email: str, changes: dict[str, object]) -> UserRead:
+    async def work(uow: UnitOfWork) -> UserRead:
+        return await users.update_user(uow, await users.get_user_id(uow, email), changes)
+
+    return in_unit_of_work(get_settings(), work)
 
 
 @app.command("list")
@@ -121,16 +117,17 @@ def list_users(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, by id.")] = 100,
 ) -> None:
     """Show the accounts, oldest first."""
-    with session_scope(get_settings()) as session:
-        users = session.scalars(select(User).order_by(User.id).limit(limit)).all()
+    accounts = in_unit_of_work(
+        get_settings(), lambda uow: users.list_users(uow, skip=0, limit=limit)
+    )
     table = Table("id", "email", "full name", "active", "superuser", "created")
-    for user in users:
+    for user in accounts:
         table.add_row(
-            str(user.id),
-            user.email,
-            user.full_name or "",
-            "yes" if user.is_active else "no",
-            "yes" if user.is_superuser else "no",
-            f"{user.created_at:%Y-%m-%d %H:%M}",
+            str(user["id"]),
+            user["email"],
+            user["full_name"] or "",
+            "yes" if user["is_active"] else "no",
+            "yes" if user["is_superuser"] else "no",
+            f"{user['created_at']:%Y-%m-%d %H:%M}",
         )
     out.print(table)

@@ -1,33 +1,35 @@
-"""Single statements compiled once and run with the least overhead the driver allows.
+"""Statements built and compiled once, then run with the least overhead the driver allows.
 
 A `CompiledQuery` wraps a SQLAlchemy statement (a SELECT, or a write with RETURNING)
 whose values are all named `bindparam`s, so it is built and compiled once per dialect
 instead of once per request (building and cache-keying a statement costs more than the
-round trip it makes). One statement is atomic on its own: it runs outside any explicit
-transaction, so a read or a single-statement write costs one round trip.
-
-On PostgreSQL it runs straight on the asyncpg connection checked out of the SQLAlchemy
-engine's pool: no BEGIN/COMMIT around it, no result-processing layer, and
-asyncpg's own prepared-statement cache (so `statement_cache_size=0` in the connect args
-still turns it off behind PgBouncer). Parameters must then be driver-native values
-(int, str, bool, Decimal, timezone-aware datetime). On SQLite the same statement runs
-through an AUTOCOMMIT SQLAlchemy connection, with SQLAlchemy's type processing.
+round trip it makes). How it runs is the backend's business (`db/backends.py`): outside a
+transaction on the raw asyncpg connection, or through SQLAlchemy inside a unit of work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any, NamedTuple, cast
 
-import asyncpg
 from sqlalchemy import ClauseElement, Executable
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util import greenlet_spawn
 
 Row = Mapping[Any, Any]
+
+
+class Compiled(NamedTuple):
+    """A statement as one dialect runs it."""
+
+    sql: str
+    order: tuple[str, ...]  # the bound parameters' names, in positional order
+    defaults: Mapping[str, Any]  # model-side scalar defaults of columns left unset
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        """Positional values for `params`, completed by the column defaults."""
+        defaults = self.defaults
+        return [params[name] if name in params else defaults[name] for name in self.order]
 
 
 class CompiledQuery:
@@ -37,49 +39,29 @@ class CompiledQuery:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[str, Compiled] = {}
 
-    def compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-        """SQL text and the order of its positional parameters, for `dialect`."""
+    def compiled(self, dialect: Dialect) -> Compiled:
+        """SQL text, positional parameter order and column defaults, for `dialect`."""
         found = self._compiled.get(dialect.name)
         if found is None:
             element = cast(ClauseElement, self.statement)
             compiled = cast(SQLCompiler, element.compile(dialect=dialect))
             if compiled.literal_execute_params or compiled.post_compile_params:
                 raise ValueError("CompiledQuery statements cannot use expanding parameters")
-            found = (compiled.string, tuple(compiled.positiontup or ()))
+            found = Compiled(
+                compiled.string, tuple(compiled.positiontup or ()), _scalar_defaults(compiled)
+            )
             self._compiled[dialect.name] = found
         return found
 
 
-async def fetch_all(
-    engine: AsyncEngine, query: CompiledQuery, params: Mapping[str, Any]
-) -> Sequence[Row]:
-    """All rows of `query` as mappings (column name -> value)."""
-    if engine.dialect.name == "postgresql":
-        return await _fetch_asyncpg(engine, query, params)
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        result = await connection.execute(query.statement, dict(params))
-        return result.mappings().all()
-
-
-async def _fetch_asyncpg(
-    engine: AsyncEngine, query: CompiledQuery, params: Mapping[str, Any]
-) -> Sequence[Row]:
-    sql, order = query.compiled(engine.dialect)
-    # The pool's own DBAPI connection, without the Connection/AsyncConnection wrappers.
-    pooled = await engine.raw_connection()
-    driver: Any = pooled.driver_connection
-    try:
-        records: Sequence[Row] = await driver.fetch(sql, *[params[name] for name in order])
-    except asyncpg.IntegrityConstraintViolationError as error:
-        # The same exception a statement run through SQLAlchemy raises (answered 409).
-        raise IntegrityError(sql, params, error) from error
-    except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-        # The pool cannot see errors raised past it: drop the broken connection.
-        await greenlet_spawn(pooled.invalidate)
-        raise
-    finally:
-        await greenlet_spawn(pooled.close)  # back to the pool
-    return records
+def _scalar_defaults(compiled: SQLCompiler) -> dict[str, Any]:
+    """Defaults SQLAlchemy would fill in at execution (e.g. `is_active=True` on INSERT)."""
+    defaults = {}
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        default = column.default
+        if default is None or not default.is_scalar:
+            raise ValueError(f"column {column.key}: only scalar defaults can be precompiled")
+        defaults[column.key] = default.arg  # type: ignore[attr-defined]
+    return defaults

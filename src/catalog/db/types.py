@@ -6,9 +6,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, String, types
+from sqlalchemy import JSON, Boolean, DateTime, String, Table, types
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -121,3 +123,37 @@ def _ilike_sqlite(element: unicode_ilike, compiler: SQLCompiler, **kw: Any) -> s
 def unicode_lower(value: str | None) -> str | None:
     """SQLite function `unicode_lower`, registered on every connection."""
     return value.lower() if value is not None else None
+
+
+# A list of strings bound as one parameter: text[] on PostgreSQL, JSON text on SQLite.
+STRING_LIST: types.TypeEngine[Any] = JSON().with_variant(postgresql.ARRAY(String), "postgresql")
+
+
+class each_string(FunctionElement[Any]):
+    """The elements of a `STRING_LIST` parameter as rows: unnest() / json_each().
+
+    Use as `each_string(param).table_valued("value", name="value")`: both functions then
+    yield a column `value` (PostgreSQL names a scalar function's column after its alias).
+    """
+
+    inherit_cache = True
+
+
+@compiles(each_string, "postgresql")
+def _each_pg(element: each_string, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"unnest({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(each_string, "sqlite")
+def _each_sqlite(element: each_string, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+def upsert(target: type[DeclarativeBase] | Table) -> postgresql.Insert:
+    """An INSERT that takes `on_conflict_do_nothing` / `on_conflict_do_update`.
+
+    One construct for both databases: SQLite's compiler renders PostgreSQL's ON CONFLICT
+    clauses (SQLite adopted the same grammar), so statements built once at import time
+    compile on either. Every upsert runs on both in the test suite.
+    """
+    return postgresql.insert(target)

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from catalog.models import Item, Tag, User, item_tags
+from catalog.db.types import upsert
+from catalog.models import Tag, User
 from catalog.security import hash_password
 from catalog.seed.data import (
     ADJECTIVES,
@@ -45,8 +46,7 @@ from catalog.seed.data import (
     generate_users,
     tag_names,
 )
-from catalog.seed.writers import NULL, WRITERS, Writer, batched
-from catalog.services.common import insert_ignoring_duplicates
+from catalog.seed.writers import NULL, Writer, batched, writer_class
 
 __all__ = [
     "ADJECTIVES",
@@ -69,7 +69,6 @@ __all__ = [
     "SeedReport",
     "UserRow",
     "analyze",
-    "count_rows",
     "generate_items",
     "generate_users",
     "seed_database",
@@ -144,10 +143,7 @@ class SeedReport:
 
 
 def _writer(connection: Connection, batch_size: int, progress: ProgressSink) -> Writer:
-    dialect = connection.dialect.name
-    if dialect not in WRITERS:
-        raise SeedError(f"seeding is not supported on {dialect}")
-    return WRITERS[dialect](connection, batch_size, progress)
+    return writer_class(connection)(connection, batch_size, progress)
 
 
 def _ensure_tags(connection: Connection, names: list[str]) -> tuple[list[int], int]:
@@ -156,9 +152,7 @@ def _ensure_tags(connection: Connection, names: list[str]) -> tuple[list[int], i
     ids: dict[str, int] = {}
     for chunk in batched(names, 500):
         # RETURNING yields only the rows inserted (rowcount is -1 here on psycopg).
-        insert = insert_ignoring_duplicates(
-            connection.dialect.name, Tag, [{"name": name} for name in chunk]
-        )
+        insert = upsert(Tag).values([{"name": name} for name in chunk]).on_conflict_do_nothing()
         created += len(connection.execute(insert.returning(Tag.id)).all())
         rows = connection.execute(select(Tag.name, Tag.id).where(Tag.name.in_(chunk)))
         for name, tag_id in rows:
@@ -238,16 +232,5 @@ def seed_database(
 
 
 def analyze(connection: Connection) -> None:
-    """Refresh the planner's statistics after a bulk load (PostgreSQL; no-op elsewhere)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("ANALYZE users, items, tags, item_tags"))
-
-
-def count_rows(session: Session) -> dict[str, int]:
-    """Rows per table, for the summary."""
-    return {
-        "users": session.scalar(select(func.count()).select_from(User)) or 0,
-        "items": session.scalar(select(func.count()).select_from(Item)) or 0,
-        "tags": session.scalar(select(func.count()).select_from(Tag)) or 0,
-        "item_tags": session.scalar(select(func.count()).select_from(item_tags)) or 0,
-    }
+    """Refresh the planner's statistics after a bulk load (where the database keeps any)."""
+    writer_class(connection).analyze(connection)

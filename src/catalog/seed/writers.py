@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection, insert, text
 
+from catalog.db.backends import backend_of
 from catalog.models import Item, User, item_tags
 from catalog.seed.data import ItemRow, UserRow
 
@@ -68,6 +69,10 @@ class Writer:
         may ignore it.
         """
         raise NotImplementedError
+
+    @staticmethod
+    def analyze(connection: Connection) -> None:
+        """Refresh the planner's statistics after a bulk load, where the database keeps any."""
 
     def _max_id(self, table: str) -> int:
         return int(self.connection.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}")) or 0)
@@ -129,6 +134,10 @@ class SQLiteWriter(Writer):
 
 class PostgresWriter(Writer):
     """COPY streams; a large load into empty tables indexes afterwards."""
+
+    @staticmethod
+    def analyze(connection: Connection) -> None:
+        connection.execute(text("ANALYZE users, items, tags, item_tags"))
 
     def lock(self) -> None:
         # SHARE ROW EXCLUSIVE: readers go on, writers (and another seed) wait for our commit,
@@ -247,4 +256,9 @@ class PostgresWriter(Writer):
 
 
 WRITERS: dict[str, type[Writer]] = {"postgresql": PostgresWriter, "sqlite": SQLiteWriter}
-"""Writer class per SQLAlchemy dialect name."""
+"""Writer class per backend name (`Backend.name`)."""
+
+
+def writer_class(connection: Connection) -> type[Writer]:
+    """The bulk writer for the connection's backend (chosen once per seed)."""
+    return WRITERS[backend_of(connection).name]

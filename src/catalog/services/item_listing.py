@@ -21,24 +21,15 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import BindParameter, ColumnElement, bindparam, exists, func, select
 
+from catalog.cursors import decode_datetime, decode_decimal, encode_value
 from catalog.db.compiled import CompiledQuery
-from catalog.db.session import Database
 from catalog.db.types import unicode_ilike
+from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
-from catalog.models import Item, Tag, item_tags
-from catalog.pagination import (
-    SortField,
-    SortKey,
-    decode_datetime,
-    decode_decimal,
-    encode_value,
-    keyset_after,
-    order_by,
-    row_key,
-)
-from catalog.schemas import PRICE_LIMIT
-from catalog.services.common import is_valid_id
-from catalog.services.item_rows import ITEM_COLUMNS, ItemOut, tag_names_column, to_item_out
+from catalog.models import Item, Tag, is_valid_id, item_tags
+from catalog.pagination import SortField, SortKey, keyset_after, order_by, row_key
+from catalog.schemas import PRICE_LIMIT, ItemRead
+from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
 from catalog.services.tags import get_tag_id
 from catalog.services.users import USER_NOT_FOUND, user_exists
 
@@ -200,13 +191,13 @@ class ItemListQuery:
 class ItemPage:
     """One page of items, the key to continue after it (None on the last page), the total."""
 
-    items: list[ItemOut]
+    items: list[ItemRead]
     next_key: list[Any] | None
     total: int | None
 
 
 async def _list(
-    database: Database, query: ItemListQuery, scope: Scope = "all", scope_id: int = 0
+    uow: UnitOfWork, query: ItemListQuery, scope: Scope = "all", scope_id: int = 0
 ) -> ItemPage:
     if query.filters.matches_nothing():
         return ItemPage([], None, 0 if query.with_total else None)
@@ -216,7 +207,7 @@ async def _list(
         params["scope_id"] = scope_id
     total = None
     if query.with_total:
-        row = await database.fetch_one(_count_query(scope, names), **params)
+        row = await uow.fetch_one(_count_query(scope, names), **params)
         total = int(row["total"]) if row is not None else 0
     if query.after is None:
         statement = _page_query(scope, names, query.sort, None)
@@ -226,23 +217,23 @@ async def _list(
         statement = _page_query(scope, names, query.sort, nulls)
         params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
     # One row beyond the page tells whether a next page exists.
-    rows = await database.fetch_all(statement, **params, limit=query.limit + 1)
+    rows = await uow.fetch_all(statement, **params, limit=query.limit + 1)
     next_key = row_key(query.sort, rows[query.limit - 1]) if len(rows) > query.limit else None
-    return ItemPage([to_item_out(row) for row in rows[: query.limit]], next_key, total)
+    return ItemPage([to_item_read(row) for row in rows[: query.limit]], next_key, total)
 
 
-async def list_items(database: Database, query: ItemListQuery) -> ItemPage:
+async def list_items(uow: UnitOfWork, query: ItemListQuery) -> ItemPage:
     """A page of all items matching the query."""
-    return await _list(database, query)
+    return await _list(uow, query)
 
 
-async def list_user_items(database: Database, user_id: int, query: ItemListQuery) -> ItemPage:
+async def list_user_items(uow: UnitOfWork, user_id: int, query: ItemListQuery) -> ItemPage:
     """A page of one user's items; NotFoundError if there is no such user."""
-    if not await user_exists(database, user_id):
+    if not await user_exists(uow, user_id):
         raise NotFoundError(USER_NOT_FOUND)
-    return await _list(database, query, "owner", user_id)
+    return await _list(uow, query, "owner", user_id)
 
 
-async def list_tag_items(database: Database, tag_name: str, query: ItemListQuery) -> ItemPage:
+async def list_tag_items(uow: UnitOfWork, tag_name: str, query: ItemListQuery) -> ItemPage:
     """A page of the items carrying a tag; NotFoundError if there is no such tag."""
-    return await _list(database, query, "tag", await get_tag_id(database, tag_name))
+    return await _list(uow, query, "tag", await get_tag_id(uow, tag_name))

@@ -1,4 +1,4 @@
-"""What an item row is: its columns, its tag names, and its shape in the API.
+"""What an item row is: its columns, its tag names, and its shape in the API (`ItemRead`).
 
 Shared by the item reads, lists and writes so that every path returns the same Item.
 """
@@ -6,30 +6,15 @@ Shared by the item reads, lists and writes so that every path returns the same I
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, select
 from sqlalchemy.orm import QueryableAttribute
 
+from catalog.db.compiled import CompiledQuery
 from catalog.db.types import string_agg_list
 from catalog.models import Item, Tag, item_tags
-
-
-class ItemOut(TypedDict):
-    """An item as the API returns it (price as a JSON number, tags sorted)."""
-
-    id: int
-    name: str
-    description: str | None
-    price: float
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime | None
-    owner_id: int
-    tags: list[str]
-
+from catalog.schemas import ItemRead
 
 ITEM_COLUMNS = (
     Item.id,
@@ -44,10 +29,10 @@ ITEM_COLUMNS = (
 
 
 def _tag_names(
-    item_id: ColumnElement[int] | QueryableAttribute[int] | int,
+    item_id: ColumnElement[int] | QueryableAttribute[int],
 ) -> Select[tuple[list[str]]]:
     return (
-        select(string_agg_list(Tag.name))
+        select(string_agg_list(Tag.name).label("tags"))
         .select_from(item_tags.join(Tag, Tag.id == item_tags.c.tag_id))
         .where(item_tags.c.item_id == item_id)
     )
@@ -59,9 +44,8 @@ def tag_names_column(items: Any = Item) -> ColumnElement[list[str]]:
     return _tag_names(item_id).correlate(items).scalar_subquery().label("tags")
 
 
-async def tag_names_of(session: AsyncSession, item_id: int) -> list[str]:
-    """The sorted tag names of one item."""
-    return (await session.scalar(_tag_names(item_id))) or []
+# An aggregate without GROUP BY: exactly one row, whose `tags` is empty for an untagged item.
+TAG_NAMES_OF_ITEM = CompiledQuery(_tag_names(bindparam("item_id", type_=Integer)))
 
 
 def item_select() -> Select[Any]:
@@ -69,9 +53,9 @@ def item_select() -> Select[Any]:
     return select(*ITEM_COLUMNS, tag_names_column())
 
 
-def to_item_out(row: Mapping[Any, Any], tags: list[str] | None = None) -> ItemOut:
+def to_item_read(row: Mapping[Any, Any], tags: list[str] | None = None) -> ItemRead:
     """Shape a result row (optionally with known tags) as the API's Item."""
-    return ItemOut(
+    return ItemRead(
         id=row["id"],
         name=row["name"],
         description=row["description"],

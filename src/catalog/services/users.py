@@ -1,130 +1,187 @@
-"""Users: registration, authentication, profile and admin operations."""
+"""Users: registration, authentication, the current user, profile and admin operations.
+
+The API and the CLI both come here, so an account follows the same rules whichever way it
+is changed: emails normalized by the schemas, passwords hashed with the same parameters,
+and a new password hash revoking every token issued before it (tokens carry its stamp).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Integer, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.db.compiled import CompiledQuery
-from catalog.db.session import Database
+from catalog.db.types import upsert
+from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
-from catalog.models import User
-from catalog.schemas import UserCreate, is_storable_text
+from catalog.models import User, is_valid_id
+from catalog.schemas import UserCreate, UserRead, is_storable_text
 from catalog.security import (
     TokenClaims,
     hash_password_async,
     stamp_matches,
     verify_password_or_dummy_async,
 )
-from catalog.services.common import dialect_name, insert_ignoring_duplicates, is_valid_id
 
 USER_NOT_FOUND = "User not found"
+INVALID_TOKEN = "Could not validate credentials"
+INVALID_LOGIN = "Incorrect email or password"
+INACTIVE = "Inactive user"
 
-
-async def create_user(
-    session: AsyncSession, data: UserCreate, *, is_superuser: bool = False
-) -> User:
-    """Register a user; ConflictError when the email is taken (enforced by the database)."""
-    user = User(
-        email=data.email,
-        hashed_password=await hash_password_async(data.password),
-        full_name=data.full_name,
-        is_superuser=is_superuser,
-    )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise ConflictError("A user with this email already exists") from None
-    await session.refresh(user, ["created_at", "is_active"])
-    return user
-
-
-async def ensure_user(
-    session: AsyncSession, *, email: str, password: str, is_superuser: bool
-) -> bool:
-    """Create the user unless the email exists; True if created. Safe under concurrency."""
-    row = {
-        "email": email.lower(),
-        "hashed_password": await hash_password_async(password),
-        "is_superuser": is_superuser,
-    }
-    result = await session.execute(
-        insert_ignoring_duplicates(dialect_name(session), User, [row]).returning(User.id)
-    )
-    return result.scalar_one_or_none() is not None
-
-
-async def get_user(session: AsyncSession, user_id: int) -> User:
-    """The user with this id, or NotFoundError."""
-    user = await session.get(User, user_id) if is_valid_id(user_id) else None
-    if user is None:
-        raise NotFoundError(USER_NOT_FOUND)
-    return user
+USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.full_name,
+    User.is_active,
+    User.is_superuser,
+    User.created_at,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller of a write: just what permission checks need."""
+    """Who performs an operation: what permission rules need to know."""
 
     id: int
     is_superuser: bool
 
 
-_PRINCIPAL = CompiledQuery(
-    select(User.id, User.hashed_password, User.is_active, User.is_superuser).where(
-        User.id == bindparam("id")
+@dataclass(frozen=True, slots=True)
+class AuthenticatedUser(Principal):
+    """The authenticated caller, with their account as the API shows it."""
+
+    account: UserRead
+
+
+class Credentials(NamedTuple):
+    """A successful login: whom to issue a token for, and the hash its stamp binds to."""
+
+    user_id: int
+    hashed_password: str
+
+
+def to_user_read(row: Mapping[Any, Any]) -> UserRead:
+    """Shape a result row as the API's User."""
+    return UserRead(
+        id=row["id"],
+        email=row["email"],
+        full_name=row["full_name"],
+        is_active=row["is_active"],
+        is_superuser=row["is_superuser"],
+        created_at=row["created_at"],
     )
+
+
+def _by_id() -> Any:
+    return User.id == bindparam("user_id", type_=Integer)
+
+
+_USER = CompiledQuery(select(*USER_COLUMNS).where(_by_id()))
+_TOKEN_USER = CompiledQuery(select(*USER_COLUMNS, User.hashed_password).where(_by_id()))
+_LOGIN = CompiledQuery(
+    select(User.id, User.hashed_password, User.is_active).where(User.email == bindparam("email"))
 )
+_ID_BY_EMAIL = CompiledQuery(select(User.id).where(User.email == bindparam("email")))
+_PAGE = CompiledQuery(
+    select(*USER_COLUMNS).order_by(User.id).offset(bindparam("skip")).limit(bindparam("limit"))
+)
+_NEW_USER_FIELDS = ("email", "hashed_password", "full_name", "is_superuser")
+_REGISTER = CompiledQuery(
+    insert(User)
+    .values(**{name: bindparam(name) for name in _NEW_USER_FIELDS})
+    .returning(*USER_COLUMNS)
+)
+_ENSURE = CompiledQuery(
+    upsert(User)
+    .values(**{name: bindparam(name) for name in _NEW_USER_FIELDS})
+    .on_conflict_do_nothing(index_elements=[User.email])
+    .returning(User.id)
+)
+_DELETE = CompiledQuery(delete(User).where(_by_id()).returning(User.id))
 
 
-async def get_principal(database: Database, claims: TokenClaims, key: str) -> Principal:
-    """The active user a token names, read outside any transaction (one round trip).
+@lru_cache(maxsize=16)  # one per subset of the updatable fields
+def _update(fields: frozenset[str]) -> CompiledQuery:
+    statement = update(User).where(_by_id()).values(**{f: bindparam(f) for f in sorted(fields)})
+    return CompiledQuery(statement.returning(*USER_COLUMNS))
 
-    AuthenticationError if there is no such user or the token predates their current
-    password; PermissionDeniedError if the user is inactive.
+
+async def _new_user_values(data: UserCreate, is_superuser: bool) -> dict[str, Any]:
+    return {
+        "email": data.email,
+        "hashed_password": await hash_password_async(data.password),
+        "full_name": data.full_name,
+        "is_superuser": is_superuser,
+    }
+
+
+async def register(uow: UnitOfWork, data: UserCreate, *, is_superuser: bool = False) -> UserRead:
+    """Create an account; ConflictError when the email is taken (the database decides)."""
+    values = await _new_user_values(data, is_superuser)
+    try:
+        row = await uow.write(_REGISTER, **values)
+    except IntegrityError:
+        raise ConflictError("A user with this email already exists") from None
+    assert row is not None  # an INSERT ... RETURNING returns its row
+    return to_user_read(row)
+
+
+async def ensure_user(uow: UnitOfWork, data: UserCreate, *, is_superuser: bool) -> bool:
+    """Create the account unless the email exists; True if created. Safe under concurrency."""
+    values = await _new_user_values(data, is_superuser)
+    return await uow.write(_ENSURE, **values) is not None
+
+
+async def get_user(uow: UnitOfWork, user_id: int) -> UserRead:
+    """The account with this id, or NotFoundError."""
+    row = await uow.fetch_one(_USER, user_id=user_id) if is_valid_id(user_id) else None
+    if row is None:
+        raise NotFoundError(USER_NOT_FOUND)
+    return to_user_read(row)
+
+
+async def get_user_id(uow: UnitOfWork, email: str) -> int:
+    """The id of the account with this (normalized) email, or NotFoundError."""
+    row = await uow.fetch_one(_ID_BY_EMAIL, email=email)
+    if row is None:
+        raise NotFoundError(f"no user with email {email}")
+    return int(row["id"])
+
+
+async def user_exists(uow: UnitOfWork, user_id: int) -> bool:
+    """Whether an account with this id exists (one indexed lookup)."""
+    return is_valid_id(user_id) and await uow.fetch_one(_USER, user_id=user_id) is not None
+
+
+async def list_users(uow: UnitOfWork, *, skip: int, limit: int) -> list[UserRead]:
+    """A page of accounts ordered by id."""
+    return [to_user_read(row) for row in await uow.fetch_all(_PAGE, skip=skip, limit=limit)]
+
+
+async def current_user(uow: UnitOfWork, claims: TokenClaims, key: str) -> AuthenticatedUser:
+    """The active account a valid token names, read without opening a transaction.
+
+    AuthenticationError if there is no such account or the token predates its current
+    password; PermissionDeniedError if the account is inactive.
     """
     user_id = claims.user_id
-    row = await database.fetch_one(_PRINCIPAL, id=user_id) if is_valid_id(user_id) else None
-    if row is None:
-        raise AuthenticationError("Could not validate credentials")
-    _check_token_user(claims, key, row["hashed_password"], row["is_active"])
-    return Principal(id=row["id"], is_superuser=row["is_superuser"])
+    row = await uow.fetch_one(_TOKEN_USER, user_id=user_id) if is_valid_id(user_id) else None
+    if row is None or not stamp_matches(claims, row["hashed_password"], key):
+        raise AuthenticationError(INVALID_TOKEN)
+    if not row["is_active"]:
+        raise PermissionDeniedError(INACTIVE)
+    return AuthenticatedUser(
+        id=row["id"], is_superuser=row["is_superuser"], account=to_user_read(row)
+    )
 
 
-async def get_token_user(session: AsyncSession, claims: TokenClaims, key: str) -> User:
-    """As `get_principal`, loading the ORM `User` into `session` (for routes that change it)."""
-    user = await session.get(User, claims.user_id) if is_valid_id(claims.user_id) else None
-    if user is None:
-        raise AuthenticationError("Could not validate credentials")
-    _check_token_user(claims, key, user.hashed_password, user.is_active)
-    return user
-
-
-def _check_token_user(claims: TokenClaims, key: str, hashed_password: str, active: bool) -> None:
-    """The rule both lookups share: the token was issued for the user's current password,
-    and the user is active."""
-    if not stamp_matches(claims, hashed_password, key):
-        raise AuthenticationError("Could not validate credentials")
-    if not active:
-        raise PermissionDeniedError("Inactive user")
-
-
-_USER_ID = CompiledQuery(select(User.id).where(User.id == bindparam("id")))
-
-
-async def user_exists(database: Database, user_id: int) -> bool:
-    """Whether a user with this id exists (one cheap indexed lookup)."""
-    return is_valid_id(user_id) and await database.fetch_one(_USER_ID, id=user_id) is not None
-
-
-async def authenticate(session: AsyncSession, email: str, password: str) -> User:
-    """The user these credentials belong to.
+async def authenticate(uow: UnitOfWork, email: str, password: str) -> Credentials:
+    """The account these credentials belong to.
 
     AuthenticationError for a wrong email or password (indistinguishable, in answer and
     in time); PermissionDeniedError for a correct password on a deactivated account.
@@ -132,36 +189,32 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     email = email.strip().lower()
     if not (is_storable_text(email) and is_storable_text(password)):
         # No stored account can match, and neither value can be sent to the database.
-        raise AuthenticationError("Incorrect email or password")
-    user = await session.scalar(select(User).where(User.email == email))
-    hashed = user.hashed_password if user is not None else None
-    if not await verify_password_or_dummy_async(password, hashed) or user is None:
-        raise AuthenticationError("Incorrect email or password")
-    if not user.is_active:
-        raise PermissionDeniedError("Inactive user")
-    return user
+        raise AuthenticationError(INVALID_LOGIN)
+    row = await uow.fetch_one(_LOGIN, email=email)
+    hashed = row["hashed_password"] if row is not None else None
+    if not await verify_password_or_dummy_async(password, hashed) or row is None:
+        raise AuthenticationError(INVALID_LOGIN)
+    if not row["is_active"]:
+        raise PermissionDeniedError(INACTIVE)
+    return Credentials(row["id"], row["hashed_password"])
 
 
-async def list_users(session: AsyncSession, *, skip: int, limit: int) -> Sequence[User]:
-    """A page of users ordered by id."""
-    result = await session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
-    return result.all()
-
-
-async def update_user(session: AsyncSession, user: User, changes: dict[str, Any]) -> User:
-    """Apply the given field changes; a `password` change is stored as a new hash."""
-    if "password" in changes:
-        user.hashed_password = await hash_password_async(changes.pop("password"))
-    for field, value in changes.items():
-        setattr(user, field, value)
-    await session.flush()
-    return user
-
-
-async def delete_user(session: AsyncSession, user_id: int) -> None:
-    """Delete a user; the database cascades the delete to their items."""
-    if not is_valid_id(user_id):
+async def update_user(uow: UnitOfWork, user_id: int, changes: Mapping[str, Any]) -> UserRead:
+    """Apply validated field changes; a `password` is stored as a new hash (which revokes
+    the account's earlier tokens)."""
+    values = dict(changes)
+    if "password" in values:
+        values["hashed_password"] = await hash_password_async(values.pop("password"))
+    if not values:
+        return await get_user(uow, user_id)
+    query = _update(frozenset(values))
+    row = await uow.write(query, **values, user_id=user_id) if is_valid_id(user_id) else None
+    if row is None:
         raise NotFoundError(USER_NOT_FOUND)
-    result = await session.execute(delete(User).where(User.id == user_id).returning(User.id))
-    if result.scalar_one_or_none() is None:
+    return to_user_read(row)
+
+
+async def delete_user(uow: UnitOfWork, user_id: int) -> None:
+    """Delete an account; the database cascades the delete to its items."""
+    if not is_valid_id(user_id) or await uow.write(_DELETE, user_id=user_id) is None:
         raise NotFoundError(USER_NOT_FOUND)

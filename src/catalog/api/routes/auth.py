@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
-from catalog.api.deps import ReadSessionDep, SettingsDep, SigningKeyDep
+from catalog.api.deps import SettingsDep, SigningKeyDep, UnitOfWorkDep
 from catalog.schemas import Token
 from catalog.security import create_access_token, credential_stamp
 from catalog.services import users
@@ -22,16 +22,16 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: ReadSessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     key: SigningKeyDep,
 ) -> Token:
     """Exchange an email (as `username`) and password for an access token."""
-    user = await users.authenticate(session, form.username, form.password)
+    user_id, hashed_password = await users.authenticate(uow, form.username, form.password)
     token = create_access_token(
-        user.id,
+        user_id,
         key,
         settings.access_token_expire_minutes,
-        stamp=credential_stamp(user.hashed_password, key),
+        stamp=credential_stamp(hashed_password, key),
     )
     return Token(access_token=token)

@@ -6,12 +6,12 @@ import asyncio
 import logging
 
 from fastapi import APIRouter
-from sqlalchemy import text
 from starlette.responses import Response
 
-from catalog.api.deps import DatabaseDep
+from catalog.api.deps import UnitOfWorkDep
 from catalog.api.responses import json_response
 from catalog.schemas import Health
+from catalog.services.health import ping
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("catalog.api")
@@ -29,11 +29,11 @@ async def health() -> Response:
     response_model=Health,
     responses={503: {"description": "The database does not answer"}},
 )
-async def ready(database: DatabaseDep) -> Response:
+async def ready(uow: UnitOfWorkDep) -> Response:
     """The database answers a trivial query within a short timeout."""
     try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS), database.read_only() as session:
-            await session.execute(text("SELECT 1"))
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await ping(uow)
     except Exception as error:  # any failure means "not ready", never a 500
         logger.warning("readiness check failed: %s", error)
         return json_response({"detail": "Database unavailable"}, status_code=503)

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from catalog.api.deps import AsyncSessionDep, CurrentPrincipal, DatabaseDep
-from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
+from catalog.api.deps import CurrentUser, UnitOfWorkDep
+from catalog.api.listing import LIST_RESPONSES, ItemListDep
 from catalog.api.responses import json_response, no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
 from catalog.services import item_listing, items
@@ -24,38 +24,28 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("", response_model=list[ItemRead], responses=LIST_RESPONSES)
-async def list_items(
-    request: Request, database: DatabaseDep, params: ItemListDep, codec: CursorCodecDep
-) -> Response:
+async def list_items(request: Request, uow: UnitOfWorkDep, params: ItemListDep) -> Response:
     """Items (active or not): filtered, sorted (default by id) and paged."""
-    page = await item_listing.list_items(database, params.to_query("items", codec))
-    return page_response(request, page, params, "items", codec)
+    listing = params.bind("items")
+    return listing.response(request, await item_listing.list_items(uow, listing.query()))
 
 
 @router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)
-async def create_item(
-    data: ItemCreate, caller: CurrentPrincipal, database: DatabaseDep, session: AsyncSessionDep
-) -> Response:
+async def create_item(data: ItemCreate, caller: CurrentUser, uow: UnitOfWorkDep) -> Response:
     """Create an item owned by the caller; unknown tag names are created."""
-    item = await items.create_item(database, session, caller, data)
-    return json_response(item, status_code=201)
+    return json_response(await items.create_item(uow, caller, data), status_code=201)
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)
-async def read_item(item_id: int, database: DatabaseDep) -> Response:
+async def read_item(item_id: int, uow: UnitOfWorkDep) -> Response:
     """One item."""
-    return json_response(await items.get_item(database, item_id))
+    return json_response(await items.get_item(uow, item_id))
 
 
 async def _update(
-    item_id: int,
-    data: ItemUpdate,
-    caller: CurrentPrincipal,
-    database: DatabaseDep,
-    session: AsyncSessionDep,
+    item_id: int, data: ItemUpdate, caller: CurrentUser, uow: UnitOfWorkDep
 ) -> Response:
-    item = await items.update_item(database, session, caller, item_id, data.changes())
-    return json_response(item)
+    return json_response(await items.update_item(uow, caller, item_id, data.changes()))
 
 
 router.put(
@@ -80,7 +70,7 @@ router.patch(
     response_class=Response,
     responses=_WRITE_ERRORS,
 )
-async def delete_item(item_id: int, caller: CurrentPrincipal, session: AsyncSessionDep) -> Response:
+async def delete_item(item_id: int, caller: CurrentUser, uow: UnitOfWorkDep) -> Response:
     """Delete an item (owner or superuser)."""
-    await items.delete_item(session, caller, item_id)
+    await items.delete_item(uow, caller, item_id)
     return no_content()

@@ -5,15 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from catalog.api.deps import (
-    AsyncSessionDep,
-    CurrentPrincipal,
-    CurrentSuperuser,
-    DatabaseDep,
-    PageDep,
-    ReadSessionDep,
-)
-from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
+from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
+from catalog.api.listing import LIST_RESPONSES, ItemListDep
 from catalog.api.responses import json_response, no_content
 from catalog.errors import NotFoundError
 from catalog.schemas import ItemRead, TagCreate, TagRead, normalize_tag_name
@@ -31,9 +24,9 @@ def _path_tag(name: str) -> str:
 
 
 @router.get("", response_model=list[TagRead])
-async def list_tags(session: ReadSessionDep, page: PageDep) -> Response:
+async def list_tags(uow: UnitOfWorkDep, page: PageDep) -> Response:
     """Tags ordered by name, with the number of items carrying each."""
-    return json_response(await tags.list_tags(session, skip=page.skip, limit=page.limit))
+    return json_response(await tags.list_tags(uow, skip=page.skip, limit=page.limit))
 
 
 @router.post(
@@ -42,9 +35,9 @@ async def list_tags(session: ReadSessionDep, page: PageDep) -> Response:
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "Tag already exists"}},
 )
-async def create_tag(data: TagCreate, _: CurrentPrincipal, session: AsyncSessionDep) -> Response:
+async def create_tag(data: TagCreate, _: CurrentUser, uow: UnitOfWorkDep) -> Response:
     """Create a tag (names are stripped and lower-cased)."""
-    return json_response(await tags.create_tag(session, data.name), status_code=201)
+    return json_response(await tags.create_tag(uow, data.name), status_code=201)
 
 
 @router.get(
@@ -53,22 +46,17 @@ async def create_tag(data: TagCreate, _: CurrentPrincipal, session: AsyncSession
     responses={**LIST_RESPONSES, 404: {"description": "No such tag"}},
 )
 async def list_tag_items(
-    name: str,
-    request: Request,
-    database: DatabaseDep,
-    params: ItemListDep,
-    codec: CursorCodecDep,
+    name: str, request: Request, uow: UnitOfWorkDep, params: ItemListDep
 ) -> Response:
     """Items carrying this tag: filtered, sorted (default by id) and paged like GET /items."""
     tag = _path_tag(name)
-    endpoint = f"tags/{tag}"
-    query = params.to_query(endpoint, codec)
-    page = await item_listing.list_tag_items(database, tag, query)
-    return page_response(request, page, params, endpoint, codec)
+    listing = params.bind(f"tags/{tag}")
+    page = await item_listing.list_tag_items(uow, tag, listing.query())
+    return listing.response(request, page)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_tag(name: str, _: CurrentSuperuser, session: AsyncSessionDep) -> Response:
+async def delete_tag(name: str, _: CurrentSuperuser, uow: UnitOfWorkDep) -> Response:
     """Delete a tag and remove it from every item (superusers only)."""
-    await tags.delete_tag(session, _path_tag(name))
+    await tags.delete_tag(uow, _path_tag(name))
     return no_content()

@@ -5,20 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from catalog.api.deps import (
-    AsyncSessionDep,
-    CurrentSuperuser,
-    CurrentSuperuserReadOnly,
-    CurrentUser,
-    CurrentUserReadOnly,
-    DatabaseDep,
-    PageDep,
-    ReadSessionDep,
-)
-from catalog.api.listing import LIST_RESPONSES, CursorCodecDep, ItemListDep, page_response
-from catalog.api.responses import no_content
+from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
+from catalog.api.listing import LIST_RESPONSES, ItemListDep
+from catalog.api.responses import json_response, no_content
 from catalog.errors import PermissionDeniedError
-from catalog.models import User
 from catalog.schemas import ItemRead, UserCreate, UserRead, UserUpdate, UserUpdateMe
 from catalog.services import item_listing, users
 
@@ -31,54 +21,51 @@ router = APIRouter(prefix="/users", tags=["users"])
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "Email already registered"}},
 )
-async def register(data: UserCreate, session: AsyncSessionDep) -> User:
+async def register(data: UserCreate, uow: UnitOfWorkDep) -> Response:
     """Create an account (anyone may register)."""
-    return await users.create_user(session, data)
+    return json_response(await users.register(uow, data), status_code=201)
 
 
 @router.get("/me", response_model=UserRead)
-async def read_me(user: CurrentUserReadOnly) -> User:
+async def read_me(user: CurrentUser) -> Response:
     """The caller's own account."""
-    return user
+    return json_response(user.account)
 
 
 @router.patch("/me", response_model=UserRead)
-async def update_me(data: UserUpdateMe, user: CurrentUser, session: AsyncSessionDep) -> User:
+async def update_me(data: UserUpdateMe, user: CurrentUser, uow: UnitOfWorkDep) -> Response:
     """Change the caller's name or password."""
-    return await users.update_user(session, user, data.changes())
+    return json_response(await users.update_user(uow, user.id, data.changes()))
 
 
 @router.get("", response_model=list[UserRead])
-async def list_users(
-    _: CurrentSuperuserReadOnly, session: ReadSessionDep, page: PageDep
-) -> list[User]:
+async def list_users(_: CurrentSuperuser, uow: UnitOfWorkDep, page: PageDep) -> Response:
     """All users, ordered by id (superusers only)."""
-    return list(await users.list_users(session, skip=page.skip, limit=page.limit))
+    return json_response(await users.list_users(uow, skip=page.skip, limit=page.limit))
 
 
 @router.get("/{user_id}", response_model=UserRead)
-async def read_user(user_id: int, caller: CurrentUserReadOnly, session: ReadSessionDep) -> User:
+async def read_user(user_id: int, caller: CurrentUser, uow: UnitOfWorkDep) -> Response:
     """A user: yourself, or anyone if you are a superuser."""
     if user_id == caller.id:
-        return caller
+        return json_response(caller.account)
     if not caller.is_superuser:  # 403 whether or not the id exists: no enumeration
-        raise PermissionDeniedError("Not enough permissions")
-    return await users.get_user(session, user_id)
+        raise PermissionDeniedError
+    return json_response(await users.get_user(uow, user_id))
 
 
 @router.patch("/{user_id}", response_model=UserRead)
 async def update_user(
-    user_id: int, data: UserUpdate, _: CurrentSuperuser, session: AsyncSessionDep
-) -> User:
+    user_id: int, data: UserUpdate, _: CurrentSuperuser, uow: UnitOfWorkDep
+) -> Response:
     """Change a user's name, active flag or superuser flag (superusers only)."""
-    user = await users.get_user(session, user_id)
-    return await users.update_user(session, user, data.changes())
+    return json_response(await users.update_user(uow, user_id, data.changes()))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_user(user_id: int, _: CurrentSuperuser, session: AsyncSessionDep) -> Response:
+async def delete_user(user_id: int, _: CurrentSuperuser, uow: UnitOfWorkDep) -> Response:
     """Delete a user and, with them, their items (superusers only)."""
-    await users.delete_user(session, user_id)
+    await users.delete_user(uow, user_id)
     return no_content()
 
 
@@ -88,14 +75,9 @@ async def delete_user(user_id: int, _: CurrentSuperuser, session: AsyncSessionDe
     responses={**LIST_RESPONSES, 404: {"description": "No such user"}},
 )
 async def list_user_items(
-    user_id: int,
-    request: Request,
-    database: DatabaseDep,
-    params: ItemListDep,
-    codec: CursorCodecDep,
+    user_id: int, request: Request, uow: UnitOfWorkDep, params: ItemListDep
 ) -> Response:
     """A user's items: filtered, sorted (default by id) and paged like GET /items."""
-    endpoint = f"users/{user_id}"
-    query = params.to_query(endpoint, codec)
-    page = await item_listing.list_user_items(database, user_id, query)
-    return page_response(request, page, params, endpoint, codec)
+    listing = params.bind(f"users/{user_id}")
+    page = await item_listing.list_user_items(uow, user_id, listing.query())
+    return listing.response(request, page)

@@ -1,0 +1,94 @@
+"""The database handles: `Database` (async, one per application) and `SyncDatabase` (CLI).
+
+A `Database` owns the async engine, the `Backend` chosen for it, the session factory and,
+where the backend needs one, the queue its writers take turns in. Requests and commands
+reach it through a `UnitOfWork` (`database.unit_of_work()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.config import Settings
+from catalog.db.backends import AUTOCOMMIT, Backend, backend_named
+from catalog.db.engine import create_async_db_engine, create_sync_engine
+from catalog.db.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+
+
+class Database:
+    """The async engine, its backend and session factory: one per application instance."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.backend: Backend = backend_named(engine.dialect.name)
+        self.writer_queue = self.backend.writer_queue()
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._strategies: dict[Callable[[Backend], Any], Any] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(create_async_db_engine(settings))
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work (`async with`): reads, writes, one commit at the end."""
+        return UnitOfWork(self)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write session in a unit of work of its own: committed if the body succeeds."""
+        async with self.unit_of_work() as uow:
+            yield await uow.session()
+
+    @asynccontextmanager
+    async def autocommit_session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own (no transaction)."""
+        async with AsyncSession(self.engine.execution_options(**AUTOCOMMIT)) as session:
+            yield session
+
+    def strategy(self, factory: Callable[[Backend], T]) -> T:
+        """What `factory` builds for this database's backend, built on first use only.
+
+        This is how a service picks its per-backend implementation once, where the
+        database handle lives, instead of testing the backend on every call.
+        """
+        found = self._strategies.get(factory)
+        if found is None:
+            found = self._strategies[factory] = factory(self.backend)
+        return cast(T, found)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class SyncDatabase:
+    """The sync engine and a session factory, for the CLI's bulk and admin work."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SyncDatabase:
+        return cls(create_sync_engine(settings))
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """A transactional scope: commit on success, roll back on any exception, close."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

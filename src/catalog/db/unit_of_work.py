@@ -1,0 +1,134 @@
+"""The unit of work: everything one request (or one command) does with the database.
+
+Reads cost one round trip and no transaction: until something writes, a precompiled
+statement runs on its own on a pooled connection (`Backend.fetch`). The first write that
+needs a transaction opens one (`session()`); from then on every statement of the unit
+runs inside it, so a read sees the unit's own writes. A write that is a single statement
+is atomic by itself and skips the transaction where the backend allows (`write`).
+
+Leaving the `async with` commits what was opened if the body succeeded and rolls it back
+if it raised; the connection always goes back to the pool. The API enters one per request
+in a `scope="function"` dependency, so the commit happens before the response is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.db.backends import Backend
+from catalog.db.compiled import CompiledQuery, Row
+
+if TYPE_CHECKING:
+    from catalog.db.database import Database
+
+T = TypeVar("T")
+
+
+class UnitOfWork:
+    """One unit of work; use as `async with database.unit_of_work() as uow:`."""
+
+    __slots__ = ("_database", "_session", "_turn_taken", "backend")
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.backend: Backend = database.backend
+        self._session: AsyncSession | None = None
+        self._turn_taken = False
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a write has opened the unit's transaction."""
+        return self._session is not None
+
+    async def session(self) -> AsyncSession:
+        """The unit's write session; its transaction starts with the first statement.
+
+        On SQLite this is also where the writer waits for its turn (`Backend.writer_queue`).
+        """
+        if self._session is None:
+            queue = self._database.writer_queue
+            if queue is not None:
+                await queue.acquire()
+                self._turn_taken = True
+            self._session = self._database.sessions()
+        return self._session
+
+    async def fetch_all(self, query: CompiledQuery, **params: Any) -> Sequence[Row]:
+        """All rows of a precompiled query: on its own, or inside the open transaction."""
+        if self._session is None:
+            return await self.backend.fetch(self._database.engine, query, params)
+        result = await self._execute(self._session, query, params)
+        return result.mappings().all()
+
+    async def fetch_one(self, query: CompiledQuery, **params: Any) -> Row | None:
+        """As `fetch_all`, for a query returning at most one row."""
+        rows = await self.fetch_all(query, **params)
+        return rows[0] if rows else None
+
+    async def write(self, query: CompiledQuery, **params: Any) -> Row | None:
+        """Run a write that is one statement; its first RETURNING row, if any.
+
+        Atomic on its own, it runs outside any transaction where the backend allows;
+        otherwise (SQLite, or a transaction already open) inside the unit's transaction.
+        """
+        if self._session is None and self.backend.autocommit_writes:
+            rows = await self.backend.fetch(self._database.engine, query, params)
+            return rows[0] if rows else None
+        result = await self._execute(await self.session(), query, params)
+        return result.mappings().first() if result.returns_rows else None
+
+    @staticmethod
+    async def _execute(
+        session: AsyncSession, query: CompiledQuery, params: dict[str, Any]
+    ) -> CursorResult[Any]:
+        # Core statements on the session's connection: its transaction, without the ORM.
+        connection = await session.connection()
+        return await connection.execute(query.statement, params)
+
+    def strategy(self, factory: Callable[[Backend], T]) -> T:
+        """The database's strategy built by `factory` for this backend (made once)."""
+        return self._database.strategy(factory)
+
+    async def commit(self) -> None:
+        """Commit the open transaction, if any (a later write opens a new one)."""
+        if self._session is not None:
+            await self._session.commit()
+
+    async def close(self, error: BaseException | None = None) -> None:
+        """Roll back after `error` (or anything uncommitted), release the connection."""
+        session, self._session = self._session, None
+        try:
+            if session is not None:
+                try:
+                    if error is not None:
+                        await session.rollback()
+                finally:
+                    await session.close()  # rolls back whatever was not committed
+        finally:
+            if self._turn_taken:
+                self._turn_taken = False
+                queue = self._database.writer_queue
+                assert queue is not None
+                queue.release()
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None:
+            try:
+                await self.commit()
+            except BaseException as commit_error:
+                await self.close(commit_error)
+                raise
+        await self.close(error)
