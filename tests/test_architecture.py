@@ -1,0 +1,116 @@
+"""The layering the code promises (docs/architecture.md), checked on the code itself.
+
+Data flows one way: route -> service -> unit of work -> database. Backend differences
+live in `db/` (and in migrations, whose DDL legitimately differs per database).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from catalog.api.app import create_app
+from catalog.api.deps import get_unit_of_work
+from tests.conftest import make_settings
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "catalog"
+BACKEND_NAMES = {"postgresql", "sqlite"}
+
+
+def modules(*parts: str) -> Iterator[tuple[Path, ast.Module]]:
+    for path in sorted(PACKAGE.joinpath(*parts).rglob("*.py")):
+        yield path, ast.parse(path.read_text(), str(path))
+
+
+def imported(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def backend_tests(tree: ast.Module) -> list[str]:
+    """Comparisons with a backend name, and reads of `<x>.dialect.name`."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Constant) and o.value in BACKEND_NAMES for o in operands):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "name"
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "dialect"
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_backend_test_outside_db_and_migrations() -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE)): found
+        for path, tree in modules()
+        if path.relative_to(PACKAGE).parts[0] not in ("db", "migrations")
+        and (found := backend_tests(tree))
+    }
+    assert offenders == {}
+
+
+def test_the_check_itself_sees_a_backend_test() -> None:
+    tree = ast.parse('if engine.dialect.name == "sqlite":\n    pass\n')
+    assert len(backend_tests(tree)) == 2
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("services", ("fastapi", "starlette")),  # no HTTP in data access
+        ("api", ("sqlalchemy",)),  # no SQL in routes (error classes excepted, below)
+        ("db", ("fastapi", "starlette", "catalog.services", "catalog.api")),
+    ],
+)
+def test_layers_import_only_downwards(layer: str, forbidden: tuple[str, ...]) -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            name
+            for name in imported(tree)
+            if name.startswith(forbidden) and name != "sqlalchemy.exc"
+        )
+        for path, tree in modules(layer)
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def _dependencies(dependant: Dependant) -> Iterator[object]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _dependencies(sub)
+
+
+def test_every_route_reaches_the_database_through_one_unit_of_work(tmp_path: Path) -> None:
+    app = create_app(make_settings(f"sqlite:///{tmp_path / 'unused.db'}"))
+    routers = [getattr(r, "original_router", None) for r in app.routes]
+    routes = [
+        route
+        for router in routers
+        if router is not None
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+    assert routes
+    for route in routes:
+        calls = list(_dependencies(route.dependant))
+        # Nothing else may hand a route an engine, a session or the Database itself.
+        names = {getattr(call, "__name__", "") for call in calls}
+        assert not names & {"get_database", "get_async_db", "get_read_db"}, route.path
+        if route.path not in ("/health",):
+            assert get_unit_of_work in calls, route.path
