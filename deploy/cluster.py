@@ -112,7 +112,9 @@ def _watch(cluster: PatroniCluster) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the topology, print how to reach it, wait for Ctrl-C, clean up."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Explicit for SIGINT too: a shell starting us in the background makes Python ignore it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_interrupt)
     with ExitStack() as stack:
         try:
             _log("starting etcd, 3 Patroni nodes and HAProxy...")
