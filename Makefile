@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint typecheck check migrate bench clean lock
+.PHONY: install run test lint typecheck check migrate bench clean lock infra cluster
 
 install: $(STAMP)
 
@@ -29,8 +29,8 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -39,6 +39,14 @@ check: test lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## Debian packages for the real-infrastructure tests and `make cluster` (as root; no daemons).
+infra:
+	bash deploy/install-packages.sh
+
+## etcd + 3 Patroni + HAProxy + PgBouncer on free local ports until Ctrl-C (deploy/README.md).
+cluster: $(STAMP) infra
+	$(BIN)/python -m deploy.cluster $(CLUSTER_ARGS)
 
 ## Re-resolve pinned versions after editing pyproject.toml dependencies.
 lock:

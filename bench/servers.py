@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,19 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from deploy.ports import HOST, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 UVICORN = str(Path(sys.executable).with_name("uvicorn"))
-HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

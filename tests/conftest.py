@@ -38,6 +38,8 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SECRET = "test-secret-key-" + "x" * 32
 BACKENDS = ["sqlite", "postgresql"]
 TABLES = ("item_tags", "items", "tags", "users")
+# Real-infrastructure fixtures (private PostgreSQL, replicas, PgBouncer, Patroni): deploy/.
+pytest_plugins = ["tests.infra.fixtures"]
 
 
 @pytest.fixture(scope="session", autouse=True)
