@@ -55,8 +55,14 @@ def test_defaults() -> None:
     assert (settings.db_pool_size, settings.db_max_overflow, settings.db_pool_timeout) == (
         20,
         0,
-        30.0,
+        2.0,  # a bounded wait: load beyond the pool is shed with 503, not queued for 30 s
     )
+    # Every wait on the database is bounded by default, and the request as a whole too.
+    assert settings.db_statement_timeout_ms == 5000
+    assert settings.db_lock_timeout_ms == 2000
+    assert settings.db_connect_timeout == 3.0
+    assert settings.request_timeout == 10.0
+    assert settings.shutdown_timeout < 30  # a typical orchestrator grace period
     assert settings.environment == "development"
     assert settings.secret_key is None
     assert settings.log_level == "INFO"

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from catalog.api.deadline import DeadlineMiddleware
 from catalog.api.errors import install_error_handlers
 from catalog.api.middleware import RequestIdMiddleware
 from catalog.api.responses import ORJSONResponse
@@ -70,6 +71,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.cursor_codec = CursorCodec(signing_key)
     if database is not None:  # usable before startup, e.g. by ASGI test clients
         app.state.database = database
+    # Added innermost first: the request id wraps everything, the deadline the app.
+    app.add_middleware(
+        DeadlineMiddleware,
+        timeout=settings.request_timeout,
+        retry_after=settings.retry_after_seconds,
+    )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     # Routers are matched in order (FastAPI keeps included routers nested): hottest first.

@@ -23,13 +23,14 @@ from typing import Any, ClassVar
 import asyncpg
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import greenlet_spawn
 
 from catalog.config import Settings
 from catalog.db.compiled import CompiledQuery, Row
+from catalog.db.errors import CONNECTION_LOST, DatabaseUnavailableError
 from catalog.db.types import unicode_lower
 
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
@@ -50,9 +51,18 @@ class Backend:
         """Per-connection set-up, on the (sync face of the) engine."""
 
     async def fetch(
-        self, engine: AsyncEngine, query: CompiledQuery, params: Mapping[str, Any]
+        self,
+        engine: AsyncEngine,
+        query: CompiledQuery,
+        params: Mapping[str, Any],
+        *,
+        retry_lost: bool = False,
     ) -> Sequence[Row]:
-        """All rows of `query`, run on its own outside any transaction."""
+        """All rows of `query`, run on its own outside any transaction.
+
+        `retry_lost`: run it once more on a fresh connection if the connection turns out
+        to be gone (for reads, which are always safe to repeat).
+        """
         async with engine.connect() as connection:
             await connection.execution_options(**AUTOCOMMIT)
             result = await connection.execute(query.statement, dict(params))
@@ -78,38 +88,89 @@ class PostgreSQL(Backend):
             "pool_recycle": settings.db_pool_recycle,
         }
         if asynchronous:
-            # JIT compilation and parallel workers only slow the short statements an OLTP
-            # API sends (a parallel plan for a filtered page measured 30x slower).
-            options["connect_args"] = {
-                "server_settings": {"jit": "off", "max_parallel_workers_per_gather": "0"}
-            }
+            options["connect_args"] = _asyncpg_connect_args(settings)
+        else:
+            options["connect_args"] = _psycopg_connect_args(settings)
         return options
 
+    def configure(self, engine: Engine, settings: Settings) -> None:
+        @event.listens_for(engine, "checkout")
+        def _replace_dead(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            # After a server restart, failover or pg_terminate_backend, pooled asyncpg
+            # connections have already seen their socket close: asking is local, no round
+            # trip. The pool then discards this one and hands out a fresh connection.
+            driver = getattr(dbapi_connection, "driver_connection", None)  # asyncpg's
+            is_closed = getattr(driver, "is_closed", None)
+            if callable(is_closed) and is_closed():
+                raise DisconnectionError("pooled connection was closed by the server")
+
     async def fetch(
-        self, engine: AsyncEngine, query: CompiledQuery, params: Mapping[str, Any]
+        self,
+        engine: AsyncEngine,
+        query: CompiledQuery,
+        params: Mapping[str, Any],
+        *,
+        retry_lost: bool = False,
     ) -> Sequence[Row]:
         # Straight on the pool's asyncpg connection: no BEGIN/COMMIT around one statement,
         # no result-processing layer, asyncpg's own prepared-statement cache. Parameters
         # must be driver-native values (int, str, bool, Decimal, aware datetime, list).
         compiled = query.compiled(engine.dialect)
         sql = compiled.sql
-        pooled = await engine.raw_connection()
-        driver: Any = pooled.driver_connection
-        try:
-            records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
-        except asyncpg.IntegrityConstraintViolationError as error:
-            # The exceptions the same statement raises through SQLAlchemy: callers see one
-            # family of errors whichever way a statement ran.
-            raise IntegrityError(sql, params, error) from error
-        except asyncpg.PostgresError as error:
-            raise DBAPIError(sql, params, error) from error
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-            # The pool cannot see errors raised past it: drop the broken connection.
-            await greenlet_spawn(pooled.invalidate)
-            raise
-        finally:
-            await greenlet_spawn(pooled.close)  # back to the pool
-        return records
+        for attempt in (1, 2):
+            pooled = await engine.raw_connection()
+            driver: Any = pooled.driver_connection
+            try:
+                records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
+                return records
+            except asyncio.CancelledError:
+                # Cut off mid-statement (client gone, deadline): asyncpg has asked the server
+                # to cancel it; the connection's state is uncertain, so it is not reused.
+                await greenlet_spawn(pooled.invalidate)
+                raise
+            except TimeoutError as error:  # command_timeout: the server did not answer
+                await greenlet_spawn(pooled.invalidate)  # its state is unknown now
+                raise DatabaseUnavailableError("the database did not answer in time") from error
+            except CONNECTION_LOST as error:
+                # The pool cannot see errors raised past it: drop the broken connection.
+                await greenlet_spawn(pooled.invalidate)
+                if retry_lost and attempt == 1:
+                    continue  # a read is safe to run again, on a fresh connection
+                raise DatabaseUnavailableError(f"connection lost: {error}") from error
+            except asyncpg.IntegrityConstraintViolationError as error:
+                # The exceptions the same statement raises through SQLAlchemy: callers see
+                # one family of errors whichever way a statement ran.
+                raise IntegrityError(sql, params, error) from error
+            except asyncpg.PostgresError as error:
+                raise DBAPIError(sql, params, error) from error
+            finally:
+                await greenlet_spawn(pooled.close)  # back to the pool (or discarded)
+        raise AssertionError("unreachable")
+
+
+def _asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
+    # JIT compilation and parallel workers only slow the short statements an OLTP API
+    # sends (a parallel plan for a filtered page measured 30x slower).
+    server_settings = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+    statement_ms, lock_ms = settings.db_statement_timeout_ms, settings.db_lock_timeout_ms
+    if statement_ms:
+        server_settings["statement_timeout"] = str(statement_ms)
+    if lock_ms:
+        server_settings["lock_timeout"] = str(lock_ms)
+    return {
+        "timeout": settings.db_connect_timeout,
+        "server_settings": server_settings,
+        # The server enforces statement_timeout; this client-side bound (a little later)
+        # also ends a wait on a server that cannot answer at all (frozen, partitioned).
+        "command_timeout": statement_ms / 1000 + 1 if statement_ms else None,
+    }
+
+
+def _psycopg_connect_args(settings: Settings) -> dict[str, Any]:
+    args: dict[str, Any] = {"connect_timeout": max(1, round(settings.db_connect_timeout))}
+    if settings.cli_statement_timeout_ms:
+        args["options"] = f"-c statement_timeout={settings.cli_statement_timeout_ms}"
+    return args
 
 
 class SQLite(Backend):
