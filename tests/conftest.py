@@ -105,6 +105,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 # For a test whose subject exists on SQLite only (e.g. a multi-statement transaction that
 # PostgreSQL runs as one statement): not run, rather than skipped, on PostgreSQL.
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+# The same for a test of something only a server database has.
+postgresql_only = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -457,3 +457,34 @@ async def test_each_backend_strategy_is_built_once(database: Database) -> None:
         assert uow.strategy(item_writes_for) is writes
     expected = OneStatementItemWrites if database.backend.writable_ctes else StepwiseItemWrites
     assert type(writes) is expected
+
+
+async def test_a_commit_under_way_finishes_even_if_the_caller_is_cancelled(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling a request (client gone, deadline) rolls its work back unless the commit
+    had started: a commit is never abandoned half-sent."""
+    committing = asyncio.Event()
+    real_commit = AsyncSession.commit
+
+    async def slow_commit(self: AsyncSession) -> None:
+        committing.set()
+        await asyncio.sleep(0.2)
+        await real_commit(self)
+
+    monkeypatch.setattr(AsyncSession, "commit", slow_commit)
+
+    async def write() -> None:
+        async with database.unit_of_work() as uow:
+            session = await uow.session()
+            session.add(Tag(name="committed"))
+            await session.flush()
+
+    task = asyncio.create_task(write())
+    await committing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    monkeypatch.undo()
+    assert await tag_names(database) == ["committed"]
+    assert checked_out(database.engine) == 0

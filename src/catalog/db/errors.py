@@ -65,7 +65,9 @@ def _unavailable_one(error: BaseException) -> bool:
     if isinstance(error, asyncpg.InterfaceError):
         return "closed" in str(error)  # not "another operation is in progress" (a bug)
     if isinstance(error, sqlite3.OperationalError):
-        return "locked" in str(error) or "busy" in str(error)
+        # Busy (another process holds the write lock) or the file cannot be opened (a
+        # volume not mounted yet); not "disk I/O error" or a malformed database.
+        return any(word in str(error) for word in ("locked", "busy", "unable to open"))
     state = getattr(error, "sqlstate", None)
     if isinstance(state, str):
         return state.startswith(UNAVAILABLE_SQLSTATE_CLASSES) or state in UNAVAILABLE_SQLSTATES
