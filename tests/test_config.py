@@ -62,7 +62,7 @@ def test_defaults() -> None:
     assert settings.db_lock_timeout_ms == 2000
     assert settings.db_connect_timeout == 3.0
     assert settings.request_timeout == 10.0
-    assert settings.shutdown_timeout < 30  # a typical orchestrator grace period
+    assert settings.shutdown_timeout == 20  # below a typical 30 s orchestrator grace period
     assert settings.environment == "development"
     assert settings.secret_key is None
     assert settings.log_level == "INFO"
@@ -184,8 +184,26 @@ def test_sqlite_paths_are_kept() -> None:
 def test_tls_mode_is_spelled_for_each_driver(spelling: str) -> None:
     """libpq says `sslmode`, asyncpg says `ssl`: either spelling reaches both drivers."""
     urls = resolve_urls(f"postgresql://u@h/db?{spelling}=require&application_name=x")
-    assert dict(urls.async_url.query) == {"ssl": "require", "application_name": "x"}
+    # application_name is libpq's alone (asyncpg.connect() would refuse the keyword).
+    assert dict(urls.async_url.query) == {"ssl": "require"}
     assert dict(urls.sync_url.query) == {"sslmode": "require", "application_name": "x"}
+
+
+def test_driver_specific_options_go_to_their_driver_only() -> None:
+    urls = resolve_urls(
+        "postgresql://u@h/db?command_timeout=3&statement_cache_size=0"
+        "&connect_timeout=2&target_session_attrs=read-write&some_option=1"
+    )
+    assert dict(urls.async_url.query) == {
+        "command_timeout": "3",
+        "statement_cache_size": "0",
+        "some_option": "1",  # unknown to both lists: both get it
+    }
+    assert dict(urls.sync_url.query) == {
+        "connect_timeout": "2",
+        "target_session_attrs": "read-write",
+        "some_option": "1",
+    }
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(default=2, ge=1, le=3600)
     # `catalog serve`: how long in-flight requests may finish after SIGTERM (below the
     # usual 30 s orchestrator grace period).
-    shutdown_timeout: float = Field(default=20.0, gt=0)
+    shutdown_timeout: int = Field(default=20, ge=1)
 
     # --- safe retries and edits ---
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,24 +19,24 @@ from catalog.config import Settings, get_settings
 from catalog.cursors import CursorCodec
 from catalog.db.database import Database
 from catalog.logs import configure_logging
-from catalog.schemas import UserCreate
-from catalog.services.users import ensure_user
+from catalog.services.users import ensure_first_superuser
 
 logger = logging.getLogger("catalog.api")
 
 
-async def _ensure_first_superuser(settings: Settings, database: Database) -> None:
-    if settings.first_superuser_email is None or settings.first_superuser_password is None:
+# Set by `catalog serve` for its workers once it has created the first superuser itself.
+BOOTSTRAPPED_ENV = "CATALOG_FIRST_SUPERUSER_DONE"
+
+
+async def bootstrap(settings: Settings, database: Database) -> None:
+    """Create the configured first superuser (idempotent, safe with many workers)."""
+    email, password = settings.first_superuser_email, settings.first_superuser_password
+    if email is None or password is None:
         return
-    # The API's own rules: the email normalized and the password checked as at registration.
-    data = UserCreate(
-        email=settings.first_superuser_email,
-        password=settings.first_superuser_password.get_secret_value(),
-    )
     async with database.unit_of_work() as uow:
-        created = await ensure_user(uow, data, is_superuser=True)
+        created = await ensure_first_superuser(uow, email, password.get_secret_value())
     if created:
-        logger.info("created first superuser %s", data.email)
+        logger.info("created first superuser %s", email.strip().lower())
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -50,7 +51,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         db = database or Database.from_settings(settings)
         app.state.database = db
         try:
-            await _ensure_first_superuser(settings, db)
+            # Without a first superuser to create, nothing here needs the database: the
+            # service starts while it is down, answers 503, and serves once it is back.
+            if os.environ.get(BOOTSTRAPPED_ENV) != "1":
+                await bootstrap(settings, db)
             # Everything alive now (modules, routes, compiled statements) lives as long as
             # the process: keep it out of the cyclic GC's full collections.
             gc.freeze()

@@ -32,6 +32,7 @@ from catalog.config import Settings
 from catalog.db.compiled import CompiledQuery, Row
 from catalog.db.errors import CONNECTION_LOST, DatabaseUnavailableError
 from catalog.db.types import unicode_lower
+from catalog.db.urls import resolve_urls
 
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
@@ -87,10 +88,11 @@ class PostgreSQL(Backend):
             "pool_timeout": settings.db_pool_timeout,
             "pool_recycle": settings.db_pool_recycle,
         }
-        if asynchronous:
-            options["connect_args"] = _asyncpg_connect_args(settings)
-        else:
-            options["connect_args"] = _psycopg_connect_args(settings)
+        urls = resolve_urls(settings.database_url)
+        args = _asyncpg_connect_args(settings) if asynchronous else _psycopg_connect_args(settings)
+        # What DATABASE_URL says explicitly wins over the settings' defaults.
+        given = (urls.async_url if asynchronous else urls.sync_url).query
+        options["connect_args"] = {k: v for k, v in args.items() if k not in given}
         return options
 
     def configure(self, engine: Engine, settings: Settings) -> None:

@@ -137,6 +137,16 @@ async def ensure_user(uow: UnitOfWork, data: UserCreate, *, is_superuser: bool) 
     return await uow.write(_ENSURE, **values) is not None
 
 
+async def ensure_first_superuser(uow: UnitOfWork, email: str, password: str) -> bool:
+    """Create the configured first superuser unless the email exists; True if created.
+
+    The registration rules apply (email normalized, password length): a ValidationError
+    for values the API would refuse.
+    """
+    data = UserCreate(email=email, password=password)
+    return await ensure_user(uow, data, is_superuser=True)
+
+
 async def get_user(uow: UnitOfWork, user_id: int) -> UserRead:
     """The account with this id, or NotFoundError."""
     row = await uow.fetch_one(_USER, user_id=user_id) if is_valid_id(user_id) else None
