@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -67,6 +68,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
+    # Incremented by every update: the ETag, and the If-Match check in the update's WHERE.
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     items: Mapped[list[Item]] = relationship(
         back_populates="owner", lazy="raise", passive_deletes=True
@@ -99,6 +102,9 @@ class Item(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Incremented by every change to the item or its tags: the ETag, and the If-Match
+    # check in the write's own WHERE (optimistic concurrency).
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     owner: Mapped[User] = relationship(back_populates="items", lazy="raise")
     tags: Mapped[list[Tag]] = relationship(

@@ -107,7 +107,8 @@ def activate(email: EmailArgument) -> None:
 
 def _update(email: str, changes: dict[str, object]) -> UserRead:
     async def work(uow: UnitOfWork) -> UserRead:
-        return await users.update_user(uow, await users.get_user_id(uow, email), changes)
+        user_id = await users.get_user_id(uow, email)
+        return (await users.update_user(uow, user_id, changes)).value
 
     return in_unit_of_work(get_settings(), work)
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog.db.compiled import CompiledQuery
@@ -13,6 +13,7 @@ from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import ConflictError, NotFoundError
 from catalog.models import Tag, item_tags
 from catalog.schemas import TagRead
+from catalog.services.item_writes import item_writes_for
 
 TAG_NOT_FOUND = "Tag not found"
 
@@ -27,7 +28,6 @@ _PAGE = CompiledQuery(
 )
 _CREATE = CompiledQuery(insert(Tag).values(name=bindparam("name")).returning(Tag.id))
 _ID_BY_NAME = CompiledQuery(select(Tag.id).where(Tag.name == bindparam("name")))
-_DELETE = CompiledQuery(delete(Tag).where(Tag.name == bindparam("name")).returning(Tag.id))
 
 
 async def list_tags(uow: UnitOfWork, *, skip: int, limit: int) -> list[TagRead]:
@@ -55,6 +55,6 @@ async def get_tag_id(uow: UnitOfWork, name: str) -> int:
 
 
 async def delete_tag(uow: UnitOfWork, name: str) -> None:
-    """Delete a tag; the database removes it from every item (ON DELETE CASCADE)."""
-    if await uow.write(_DELETE, name=name) is None:
+    """Delete a tag and take it off every item (their versions, hence ETags, move)."""
+    if not await uow.strategy(item_writes_for).remove_tag(uow, name):
         raise NotFoundError(TAG_NOT_FOUND)
