@@ -143,3 +143,32 @@ class Tag(Base):
 
     def __repr__(self) -> str:
         return f"Tag(id={self.id!r}, name={self.name!r})"
+
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key and the response its write produced.
+
+    Stored in the write's own transaction: a retry finds either nothing (the write did
+    not happen) or the response (it did). `scope` is whose key it is ("user:<id>", or
+    "anonymous" for registration); the primary key makes concurrent duplicates collide in
+    the database.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True)
+    # sha256 of the method, path and validated body: the same key with another request
+    # is refused rather than answered with the first request's response.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response_body: Mapped[str] = mapped_column(Text)
+    response_headers: Mapped[str] = mapped_column(Text)  # JSON object
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"IdempotencyKey(scope={self.scope!r}, key={self.key!r})"

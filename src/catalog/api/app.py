@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +21,7 @@ from catalog.config import Settings, get_settings
 from catalog.cursors import CursorCodec
 from catalog.db.database import Database
 from catalog.logs import configure_logging
+from catalog.services.idempotency import purge_expired
 from catalog.services.users import ensure_first_superuser
 
 logger = logging.getLogger("catalog.api")
@@ -37,6 +40,20 @@ async def bootstrap(settings: Settings, database: Database) -> None:
         created = await ensure_first_superuser(uow, email, password.get_secret_value())
     if created:
         logger.info("created first superuser %s", email.strip().lower())
+
+
+PURGE_INTERVAL_SECONDS = 600.0
+
+
+async def purge_expired_keys_forever(database: Database) -> None:
+    """Delete expired idempotency keys every few minutes (each worker; cheap, indexed)."""
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS * random.uniform(0.5, 1.5))
+        try:
+            async with database.unit_of_work() as uow:
+                await purge_expired(uow)
+        except Exception as error:  # an outage: the next round will do it
+            logger.info("idempotency key purge skipped: %s", " ".join(str(error).split())[:200])
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -58,7 +75,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             # Everything alive now (modules, routes, compiled statements) lives as long as
             # the process: keep it out of the cyclic GC's full collections.
             gc.freeze()
-            yield
+            purge = asyncio.create_task(purge_expired_keys_forever(db))
+            try:
+                yield
+            finally:
+                purge.cancel()
         finally:
             if owns_database:
                 await db.dispose()

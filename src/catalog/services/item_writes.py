@@ -35,6 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.sql.dml import ReturningDelete
+from sqlalchemy.sql.selectable import CTE
 
 from catalog.db.backends import Backend
 from catalog.db.compiled import CompiledQuery, Row
@@ -196,10 +197,15 @@ class ItemWrites:
 _CREATE = CompiledQuery(_new_item())
 
 
+def _pairs(item: CTE, tag_ids: CTE) -> Select[Any]:
+    """(item id, tag id) for the item's row and every tag: a deliberate cross join."""
+    return select(item.c.id, tag_ids.c.id).select_from(item.join(tag_ids, true()))
+
+
 def _create_with_tags() -> CompiledQuery:
     item = _new_item().cte("new_item")
     tag_ids = _upsert_tags(_named_tags()).cte("tag_ids")
-    links = insert(item_tags).from_select(["item_id", "tag_id"], select(item.c.id, tag_ids.c.id))
+    links = insert(item_tags).from_select(["item_id", "tag_id"], _pairs(item, tag_ids))
     # Data-modifying CTEs run to completion whether or not the outer query reads them.
     return CompiledQuery(select(item).add_cte(links.cte("links")))
 
@@ -230,7 +236,7 @@ def _update_one_statement(fields: frozenset[str], with_tags: bool, checks: int) 
         )
         .cte("unlinked")
     )
-    link = upsert(item_tags).from_select(["item_id", "tag_id"], select(item.c.id, tag_ids.c.id))
+    link = upsert(item_tags).from_select(["item_id", "tag_id"], _pairs(item, tag_ids))
     links = link.on_conflict_do_nothing().cte("linked")
     return CompiledQuery(select(item).add_cte(unlink, links))
 

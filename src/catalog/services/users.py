@@ -65,6 +65,11 @@ class Principal:
     id: int
     is_superuser: bool
 
+    @property
+    def scope(self) -> str:
+        """What this principal's own resources (e.g. idempotency keys) are keyed by."""
+        return f"user:{self.id}"
+
 
 @dataclass(frozen=True, slots=True)
 class AuthenticatedUser(Principal):

@@ -16,6 +16,7 @@ from catalog.api.conditional import (
     versioned_response,
 )
 from catalog.api.deps import CurrentUser, UnitOfWorkDep
+from catalog.api.idempotency import IDEMPOTENT, IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
 from catalog.api.responses import no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
@@ -38,12 +39,23 @@ async def list_items(request: Request, uow: UnitOfWorkDep, params: ItemListDep) 
     return listing.response(request, await item_listing.list_items(uow, listing.query()))
 
 
-@router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)
-async def create_item(data: ItemCreate, caller: CurrentUser, uow: UnitOfWorkDep) -> Response:
+@router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED, responses=IDEMPOTENT)
+async def create_item(
+    request: Request,
+    data: ItemCreate,
+    caller: CurrentUser,
+    uow: UnitOfWorkDep,
+    key: IdempotencyKey,
+) -> Response:
     """Create an item owned by the caller; unknown tag names are created."""
-    item = await items.create_item(uow, caller, data)
-    item_id = item.value["id"]
-    return versioned_response(item, item_id, 201, Location=f"/items/{item_id}")
+
+    async def write() -> Response:
+        item = await items.create_item(uow, caller, data)
+        item_id = item.value["id"]
+        return versioned_response(item, item_id, 201, Location=f"/items/{item_id}")
+
+    body = data.model_dump(mode="json")
+    return await respond_once(request, uow, key, scope=caller.scope, body=body, write=write)
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)

@@ -14,6 +14,7 @@ from catalog.api.conditional import (
     versioned_response,
 )
 from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
+from catalog.api.idempotency import ANONYMOUS, IDEMPOTENT, IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
 from catalog.api.responses import json_response, no_content
 from catalog.errors import PermissionDeniedError
@@ -28,11 +29,20 @@ router = APIRouter(prefix="/users", tags=["users"])
     "",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Email already registered"}},
+    responses={409: {"description": "Email already registered"}, **IDEMPOTENT},
 )
-async def register(data: UserCreate, uow: UnitOfWorkDep) -> Response:
+async def register(
+    request: Request, data: UserCreate, uow: UnitOfWorkDep, key: IdempotencyKey
+) -> Response:
     """Create an account (anyone may register)."""
-    return json_response(await users.register(uow, data), status_code=201)
+
+    async def write() -> Response:
+        return json_response(await users.register(uow, data), status_code=201)
+
+    # No account yet: one shared scope, whose fingerprint holds the whole body (password
+    # included), so only the same registration can be replayed.
+    body = data.model_dump(mode="json")
+    return await respond_once(request, uow, key, scope=ANONYMOUS, body=body, write=write)
 
 
 @router.get("/me", response_model=UserRead)
