@@ -30,7 +30,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from catalog.config import Settings
 from catalog.db.compiled import CompiledQuery, Row
-from catalog.db.errors import CONNECTION_LOST, DatabaseUnavailableError
+from catalog.db.errors import CONNECTION_LOST, DatabaseUnavailableError, is_unavailable
 from catalog.db.types import unicode_lower
 from catalog.db.urls import resolve_urls
 
@@ -125,29 +125,49 @@ class PostgreSQL(Backend):
             try:
                 records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
                 return records
-            except asyncio.CancelledError:
-                # Cut off mid-statement (client gone, deadline): asyncpg has asked the server
-                # to cancel it; the connection's state is uncertain, so it is not reused.
-                await greenlet_spawn(pooled.invalidate)
-                raise
-            except TimeoutError as error:  # command_timeout: the server did not answer
-                await greenlet_spawn(pooled.invalidate)  # its state is unknown now
-                raise DatabaseUnavailableError("the database did not answer in time") from error
-            except CONNECTION_LOST as error:
-                # The pool cannot see errors raised past it: drop the broken connection.
-                await greenlet_spawn(pooled.invalidate)
-                if retry_lost and attempt == 1:
-                    continue  # a read is safe to run again, on a fresh connection
-                raise DatabaseUnavailableError(f"connection lost: {error}") from error
-            except asyncpg.IntegrityConstraintViolationError as error:
-                # The exceptions the same statement raises through SQLAlchemy: callers see
-                # one family of errors whichever way a statement ran.
-                raise IntegrityError(sql, params, error) from error
-            except asyncpg.PostgresError as error:
-                raise DBAPIError(sql, params, error) from error
+            except BaseException as error:
+                if _suspect(error):
+                    # Cut off mid-statement, timed out, lost, terminated: the connection may
+                    # be half-closed or mid-protocol; never hand it to another request.
+                    # Synchronous (asyncpg's terminate): a second cancellation cannot
+                    # interrupt it and let the connection go back to the pool.
+                    pooled.invalidate()
+                if isinstance(error, CONNECTION_LOST) and not isinstance(error, TimeoutError):
+                    if retry_lost and attempt == 1:
+                        continue  # a read is safe to run again, on a fresh connection
+                    raise DatabaseUnavailableError(f"connection lost: {error}") from error
+                translated = _as_sqlalchemy_error(error, sql, params)
+                if translated is error:
+                    raise
+                raise translated from error
             finally:
-                await greenlet_spawn(pooled.close)  # back to the pool (or discarded)
+                # Shielded: the connection goes back to the pool even if we are cancelled.
+                await asyncio.shield(greenlet_spawn(pooled.close))
         raise AssertionError("unreachable")
+
+
+def _suspect(error: BaseException) -> bool:
+    """Whether a connection that raised `error` may be unusable: anything but an error the
+    server reported about the statement itself (a constraint, a syntax error...)."""
+    if isinstance(error, asyncpg.PostgresError):
+        return is_unavailable(error)
+    return True
+
+
+def _as_sqlalchemy_error(
+    error: BaseException, sql: str, params: Mapping[str, Any]
+) -> BaseException:
+    """What SQLAlchemy raises for the same failure: callers see one family of errors
+    whichever way a statement ran (CancelledError and the like pass unchanged)."""
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(sql, params, error)
+    if isinstance(error, asyncpg.PostgresError):
+        return DBAPIError(sql, params, error)
+    if isinstance(error, TimeoutError):  # command_timeout: the server did not answer
+        return DatabaseUnavailableError("the database did not answer in time")
+    if isinstance(error, asyncpg.InternalClientError):
+        return DatabaseUnavailableError(f"the connection broke: {error}")
+    return error
 
 
 def _asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
