@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
@@ -32,6 +33,20 @@ def validation_message(error: ValidationError) -> str:
         field = ".".join(str(part) for part in item["loc"])
         parts.append(f"{field}: {item['msg']}" if field else str(item["msg"]))
     return "; ".join(parts)
+
+
+class RichProgress:
+    """Shows a `catalog.progress.ProgressSink`'s phases as one rich bar each."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.tasks[phase] = self.progress.add_task(phase, total=total)
+
+    def advance(self, phase: str, amount: int) -> None:
+        self.progress.advance(self.tasks[phase], amount)
 
 
 def _first_line(error: BaseException) -> str:

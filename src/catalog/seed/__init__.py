@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
 from catalog.models import Item, Tag, User, item_tags
+from catalog.progress import NoProgress, ProgressSink
 from catalog.security import hash_password
 from catalog.seed.data import (
     ADJECTIVES,
@@ -84,22 +84,6 @@ BULK_LOAD_MIN_ROWS = 50_000
 
 class SeedError(ValueError):
     """The seed cannot run as asked (e.g. items but no users to own them)."""
-
-
-class ProgressSink(Protocol):
-    """Receives progress per phase ("users", "items", "item tags")."""
-
-    def start(self, phase: str, total: int) -> None: ...
-
-    def advance(self, phase: str, rows: int) -> None: ...
-
-
-class _NoProgress:
-    def start(self, phase: str, total: int) -> None:
-        pass
-
-    def advance(self, phase: str, rows: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -178,7 +162,7 @@ def seed_database(
     Every seeded user gets the same password, `DEMO_PASSWORD`, hashed once. Existing tags
     with a generated name are reused. With `users=0` the items go to existing users.
     """
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     connection = session.connection()
     writer = _writer(connection, options.batch_size, progress)
     as_of = options.window_end()

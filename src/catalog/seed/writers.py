@@ -10,16 +10,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, insert, text
 
 from catalog.models import Item, User, item_tags
+from catalog.progress import ProgressSink
 from catalog.seed.data import ItemRow, UserRow
-
-if TYPE_CHECKING:
-    # Only for annotations: the package imports this module, not the other way round.
-    from catalog.seed import ProgressSink
 
 NULL = "\\N"  # NULL in COPY's text format
 
