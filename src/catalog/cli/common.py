@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from sqlalchemy.exc import DBAPIError
@@ -24,15 +23,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print `error: <message>` as one line on stderr and exit with `code`."""
     typer.secho(f"error: {' '.join(message.split())}", err=True, fg="red")
     raise typer.Exit(code)
-
-
-def validation_message(error: ValidationError) -> str:
-    """A pydantic error as `field: message; field: message`."""
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        parts.append(f"{field}: {item['msg']}" if field else str(item["msg"]))
-    return "; ".join(parts)
 
 
 class RichProgress:

@@ -11,11 +11,11 @@ from rich.table import Table
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from catalog.cli.common import USAGE_ERROR, err, fail, out, validation_message
+from catalog.cli.common import USAGE_ERROR, err, fail, out
 from catalog.config import get_settings
 from catalog.db.session import session_scope
 from catalog.models import User
-from catalog.schemas import Email, UserCreate, UserUpdateMe
+from catalog.schemas import Email, UserCreate, UserUpdateMe, validation_message
 from catalog.security import hash_password
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
