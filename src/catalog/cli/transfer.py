@@ -19,10 +19,10 @@ from typing import Annotated, BinaryIO
 import typer
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -134,7 +134,7 @@ def import_command(
     engine = create_sync_engine(get_settings())
     started = time.perf_counter()
     try:
-        with _bar(DownloadColumn()) as progress, _input(file) as (stream, size):
+        with _bar(TaskProgressColumn()) as progress, _input(file) as (stream, size):
             report = import_catalog(engine, stream, progress=progress, size=size)
         with engine.connect() as connection:
             analyze(connection)

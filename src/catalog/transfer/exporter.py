@@ -24,7 +24,7 @@ from catalog.db.types import string_agg_list
 from catalog.models import Item, Tag, User, item_tags
 from catalog.progress import NoProgress, ProgressSink
 from catalog.transfer.formats import WRITERS, Format
-from catalog.transfer.records import Kind, plain_fields
+from catalog.transfer.records import FIELDS, Kind, plain_fields
 
 DEFAULT_BATCH_SIZE = 5_000
 
@@ -39,36 +39,31 @@ class ExportReport:
 
 
 def _queries(*, passwords: bool) -> dict[Kind, Select[Any]]:
-    """One query per kind, its columns in `records.FIELDS` order."""
-    hashed = User.hashed_password if passwords else null()
-    item_tag_names = (
-        select(string_agg_list(Tag.name))
-        .join(item_tags, item_tags.c.tag_id == Tag.id)
-        .where(item_tags.c.item_id == Item.id)
-        .scalar_subquery()
+    """One query per kind, its columns named and ordered by `records.FIELDS`."""
+    # Each item's tag names, aggregated per item in item id order and merge-joined to the
+    # items: a correlated subquery per item took half as long again on PostgreSQL.
+    tag_names = (
+        select(item_tags.c.item_id, string_agg_list(Tag.name).label("names"))
+        .join(Tag, Tag.id == item_tags.c.tag_id)
+        .group_by(item_tags.c.item_id)
+        .subquery()
     )
+    # Fields that are not a column of the record's own table.
+    other: dict[str, Any] = {
+        "owner": User.email,
+        "tags": tag_names.c.names,
+        "hashed_password": User.hashed_password if passwords else null(),
+    }
+
+    def columns(kind: Kind, model: type[Any]) -> list[Any]:
+        return [other[name] if name in other else getattr(model, name) for name in FIELDS[kind]]
+
     return {
-        Kind.USER: select(
-            User.email,
-            User.full_name,
-            User.is_active,
-            User.is_superuser,
-            User.created_at,
-            hashed,
-        ).order_by(User.email),
-        Kind.TAG: select(Tag.name).order_by(Tag.name),
-        Kind.ITEM: select(
-            Item.id,
-            User.email,
-            Item.name,
-            Item.description,
-            Item.price,
-            Item.is_active,
-            Item.created_at,
-            Item.updated_at,
-            item_tag_names,
-        )
+        Kind.USER: select(*columns(Kind.USER, User)).order_by(User.email),
+        Kind.TAG: select(*columns(Kind.TAG, Tag)).order_by(Tag.name),
+        Kind.ITEM: select(*columns(Kind.ITEM, Item))
         .join(User, User.id == Item.owner_id)
+        .outerjoin(tag_names, tag_names.c.item_id == Item.id)
         .order_by(Item.id),
     }
 

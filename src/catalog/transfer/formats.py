@@ -13,7 +13,7 @@ CSV: a header row naming the columns, one row per record whose `record` column g
 kind (the columns a kind does not use stay empty), and a last row `end`. NULL is written
 `\N`; a text that begins with a backslash gets one more in front, so the text "\N" is
 written `\\N` and every cell reads back exactly. Booleans are `true`/`false`; an item's tags
-are a JSON list of names. Rows end in "\n"; fields are quoted only when needed.
+are a JSON list of names. Rows end in CRLF (RFC 4180); fields are quoted only when needed.
 
 The end record proves the file is complete: an import refuses a file that stops before it,
 so an interrupted export or a broken pipe cannot pass for a smaller catalog.
@@ -117,7 +117,9 @@ class CsvWriter:
     """CSV with a `record` column; see the module docstring for NULLs and escapes."""
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._writer = csv.writer(_Utf8Text(stream), lineterminator="\n")
+        # RFC 4180's CRLF: csv quotes a field holding any character of the line terminator,
+        # so with "\n" alone a text with a bare "\r" would go out unquoted and not read back.
+        self._writer = csv.writer(_Utf8Text(stream), lineterminator="\r\n")
         self._writer.writerow(CSV_HEADER)
 
     def record(self, kind: Kind, fields: Fields) -> None:

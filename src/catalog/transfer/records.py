@@ -14,7 +14,7 @@ API would refuse.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -89,7 +89,8 @@ class LineError(ValueError):
 
 def timestamp_text(value: datetime) -> str:
     """ISO 8601, UTC, always with microseconds: one spelling per instant."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat of the naive UTC value, not strftime: a third of the time, a million times.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def price_text(value: Decimal) -> str:
@@ -97,15 +98,21 @@ def price_text(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
+_TEXT: dict[str, Callable[[Any], str]] = {
+    "created_at": timestamp_text,
+    "updated_at": timestamp_text,
+    "price": price_text,
+}
+_CONVERTED = {kind: [name for name in FIELDS[kind] if name in _TEXT] for kind in Kind}
+
+
 def plain_fields(kind: Kind, row: Sequence[Any]) -> Fields:
     """A database row (columns in `FIELDS[kind]` order) as the values a file holds."""
-    fields: Fields = {}
-    for name, value in zip(FIELDS[kind], row, strict=True):
-        if isinstance(value, datetime):
-            value = timestamp_text(value)
-        elif isinstance(value, Decimal):
-            value = price_text(value)
-        fields[name] = value
+    fields: Fields = dict(zip(FIELDS[kind], row, strict=True))
+    for name in _CONVERTED[kind]:
+        value = fields[name]
+        if value is not None:
+            fields[name] = _TEXT[name](value)
     return fields
 
 
