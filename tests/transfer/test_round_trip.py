@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, insert, select, update
 
+from catalog.db.engine import create_sync_engine
 from catalog.models import Item, Tag, User, item_tags
 from catalog.security import hash_password, is_password_hash, verify_password
 from catalog.transfer import Format, LineError
-from tests.conftest import schema_objects
+from tests.conftest import make_settings, schema_objects
 from tests.test_cli import invoke
 from tests.transfer.sample import (
     AS_OF,
@@ -107,6 +108,39 @@ def test_the_file_format_is_exact(source: Engine) -> None:
     )
     assert rows[14].startswith("item,12,ada@example.com,,\\\\N,,\\\\N,12.50,")  # not NULL
     assert rows[-2:] == ["end" + "," * 13, ""]
+
+
+def test_export_reads_one_snapshot_and_lets_writers_go_on(source: Engine) -> None:
+    # A writer that gives up after 200 ms: on SQLite, it would fail if the export held
+    # the write lock (the engine's BEGIN IMMEDIATE) instead of a deferred read transaction.
+    writer = create_sync_engine(make_settings(url_of(source), sqlite_busy_timeout_ms=200))
+    wrote: list[int] = []
+
+    class WriteMidway:
+        def start(self, phase: str, total: int | None) -> None:
+            pass
+
+        def advance(self, phase: str, amount: int) -> None:
+            if not wrote:  # after the first user was read
+                with writer.begin() as connection:
+                    owner = connection.execute(
+                        insert(User)
+                        .values(email="late@example.com", hashed_password="h")
+                        .returning(User.id)
+                    ).scalar_one()
+                    connection.execute(
+                        insert(Item).values(id=50, name="late", price=1, owner_id=owner)
+                    )
+                wrote.append(owner)
+
+    try:
+        during = export_bytes(source, batch_size=1, progress=WriteMidway())
+    finally:
+        writer.dispose()
+    assert wrote
+    assert b"late" not in during  # neither the user nor the item: one snapshot
+    assert during.count(b'"type":"item"') == 5
+    assert b"late@example.com" in export_bytes(source)
 
 
 # --- idempotence and existing data -------------------------------------------------------------

@@ -259,11 +259,15 @@ class Merger:
         return self._rows(statement.on_conflict_do_nothing(index_elements=[tags.c.name]))
 
     def _merge_items(self, first_id: int, last_id: int) -> None:
-        """Merge the staged items, whose ids all lie in [first_id, last_id]."""
-        s, links = STAGED_ITEMS, STAGED_LINKS
+        """Check, upsert and link the staged items, whose ids all lie in [first_id, last_id]."""
         # The id range keeps the lookups of existing rows to an index range scan: the
-        # planner would otherwise hash-join the batch with the whole, growing, table.
-        in_batch = items.c.id.between(first_id, last_id)
+        # planner would otherwise hash-join each batch with the whole, growing, table.
+        self._check_items(items.c.id.between(first_id, last_id))
+        self._upsert_items()
+        self._link_tags(item_tags.c.item_id.between(first_id, last_id))
+
+    def _check_items(self, in_batch: Any) -> None:
+        s = STAGED_ITEMS
         unknown = self._first_line(
             select(s.c.line, s.c.owner)
             .where(~exists().where(users.c.email == s.c.owner))
@@ -271,19 +275,21 @@ class Merger:
         )
         if unknown is not None:
             raise LineError(unknown.line, f"owner: no user {unknown.owner} in the file or database")
-        other = self._first_line(
+        different = self._first_line(
             select(s.c.line, s.c.id)
             .join(items, items.c.id == s.c.id)
             .where(in_batch, items.c.created_at != s.c.created_at)
             .order_by(s.c.line)
         )
-        if other is not None:
+        if different is not None:
             raise LineError(
-                other.line,
-                f"id: item {other.id} exists in the database with another created_at: it is "
-                "a different item, which this import would overwrite",
+                different.line,
+                f"id: item {different.id} exists in the database with another created_at: "
+                "it is a different item, which this import would overwrite",
             )
 
+    def _upsert_items(self) -> None:
+        s = STAGED_ITEMS
         columns = [name for name in FIELDS[Kind.ITEM] if name not in {"owner", "tags"}]
         source = select(*(s.c[name] for name in columns), users.c.id).join(
             users, users.c.email == s.c.owner
@@ -298,6 +304,9 @@ class Merger:
             )
         )
 
+    def _link_tags(self, in_batch: Any) -> None:
+        """Create the tags the items name; replace each item's links by the named ones."""
+        links = STAGED_LINKS
         self.written.tags += self._insert_tags(select(links.c.name).distinct().where(true()))
         named = (
             select(1)
@@ -306,9 +315,7 @@ class Merger:
         )
         self.written.item_tags += self._rows(
             delete(item_tags).where(
-                item_tags.c.item_id.between(first_id, last_id),
-                item_tags.c.item_id.in_(select(s.c.id)),
-                ~named.exists(),
+                in_batch, item_tags.c.item_id.in_(select(STAGED_ITEMS.c.id)), ~named.exists()
             )
         )
         linked = select(links.c.item_id, tags.c.id).join(tags, tags.c.name == links.c.name)
