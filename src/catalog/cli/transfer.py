@@ -76,7 +76,7 @@ def export_command(
             "--output",
             "-o",
             dir_okay=False,
-            help="Write to this file (created only once complete, mode 0600) [default: stdout].",
+            help="Write to this file (created only once complete, mode 0600) \\[default: stdout].",
             show_default=False,
         ),
     ] = None,
