@@ -34,7 +34,7 @@ def seed(
         typer.Option(
             formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
             help="End of the year the created_at values spread over, in UTC "
-            "[default: today 00:00].",
+            "\\[default: today 00:00].",
             show_default=False,
         ),
     ] = None,
