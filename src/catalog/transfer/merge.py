@@ -16,9 +16,9 @@ An update happens only where a value differs, so importing a file whose rows are
 the database writes nothing at all: updated_at, the rows and their tags stay as they are.
 The file's values win, updated_at included (it is a restore, not an edit).
 
-On PostgreSQL, items imported into an empty items table are loaded before the secondary
-indexes and foreign keys of items and item_tags are built (`catalog.db.bulk`): several
-times faster for a restore, at the cost of keeping readers of those tables waiting until
+Items imported into an empty items table are loaded before the secondary indexes (and on
+PostgreSQL the foreign keys) of items and item_tags are built (`catalog.db.bulk`): two to
+several times faster for a restore. On PostgreSQL readers of those tables then wait until
 the import commits, when there was nothing to read anyway.
 
 Items keep their ids. On PostgreSQL the sequence did not hand those out, so the items table
@@ -183,9 +183,7 @@ class Merger:
 
     def _start_items(self) -> None:
         self._items_started = True
-        if self.dialect == "postgresql" and self.connection.scalar(
-            select(~exists().select_from(items))
-        ):
+        if self.connection.scalar(select(~exists().select_from(items))):
             # A restore into an empty catalog: load first, index after (`catalog.db.bulk`).
             self._rebuild = drop_secondary_indexes(self.connection, ("items", "item_tags"))
 
