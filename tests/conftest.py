@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from catalog import security
@@ -107,6 +107,23 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 # The same for a test of something only a server database has.
 postgresql_only = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+def schema_objects(engine: Engine) -> set[tuple[str, ...]]:
+    """PostgreSQL's indexes and constraints of the public schema, with their definitions."""
+    with engine.connect() as connection:
+        indexes = connection.execute(
+            text(
+                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            )
+        ).all()
+        constraints = connection.execute(
+            text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+            )
+        ).all()
+    return {tuple(row) for row in [*indexes, *constraints]}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

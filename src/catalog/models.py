@@ -29,6 +29,7 @@ from catalog.db.base import Base
 from catalog.db.types import UTCDateTime, code_point_string, utcnow
 
 EMAIL_MAX_LENGTH = 320
+PASSWORD_HASH_MAX_LENGTH = 255
 ITEM_NAME_MAX_LENGTH = 200
 ITEM_DESCRIPTION_MAX_LENGTH = 2000
 TAG_NAME_MAX_LENGTH = 50
@@ -63,7 +64,7 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(code_point_string(EMAIL_MAX_LENGTH), unique=True, index=True)
-    hashed_password: Mapped[str] = mapped_column(String(255))
+    hashed_password: Mapped[str] = mapped_column(String(PASSWORD_HASH_MAX_LENGTH))
     full_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -36,6 +36,11 @@ def verify_password(password: str, hashed: str) -> bool:
     return _password_hash.verify(password, hashed)
 
 
+def is_password_hash(value: str) -> bool:
+    """Whether `value` is a hash `verify_password` understands (e.g. one from a backup)."""
+    return any(hasher.identify(value) for hasher in _password_hash.hashers)
+
+
 @cache
 def _dummy_hash() -> str:
     return hash_password("catalog-timing-equalizer")

@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from catalog.cli.common import USAGE_ERROR, fail, validation_message
+from catalog.cli.common import USAGE_ERROR, fail
 from catalog.config import Settings, get_settings
+from catalog.schemas import validation_message
 
 APP_FACTORY = "catalog.api.app:create_app"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
