@@ -407,11 +407,16 @@ def test_serve_refuses_reload_with_workers(tmp_path: Path, uvicorn_calls: list[A
 
 
 @pytest.fixture
-def bootstrap_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`serve` marks its workers' environment once it created the first superuser."""
+def bootstrap_env() -> Iterator[None]:
+    """`serve` marks its workers' environment once it created the first superuser: the
+    mark must not leak into the tests that run after it in this process."""
+    import os
+
     from catalog.api.app import BOOTSTRAPPED_ENV
 
-    monkeypatch.delenv(BOOTSTRAPPED_ENV, raising=False)
+    os.environ.pop(BOOTSTRAPPED_ENV, None)
+    yield
+    os.environ.pop(BOOTSTRAPPED_ENV, None)
 
 
 ADMIN: dict[str, str | None] = {
