@@ -67,6 +67,7 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
         session_maker=_AppSessions(app.state),
         base_url=BASE_URL,
         title="Catalog admin",
+        favicon_url=f"{BASE_URL}/assets/favicon.svg",
         templates_dir=str(HERE / "templates"),
         # Outermost first: headers on every answer, the CSRF check inside the session.
         middlewares=[Middleware(SecurityHeadersMiddleware), session, Middleware(CSRFMiddleware)],

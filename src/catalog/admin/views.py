@@ -80,6 +80,20 @@ class ServiceModelView(ModelView):
     can_import = False
     page_size = 25
     page_size_options: ClassVar[list[int]] = [25, 50, 100]
+    column_labels: ClassVar[dict[Any, str]] = {
+        "id": "Id",
+        "email": "Email",
+        "full_name": "Full name",
+        "name": "Name",
+        "description": "Description",
+        "price": "Price",
+        "is_active": "Active",
+        "is_superuser": "Superuser",
+        "owner": "Owner",
+        "tags": "Tags",
+        "created_at": "Created",
+        "updated_at": "Updated",
+    }
     column_type_formatters: ClassVar[dict[type, Any]] = {
         **BASE_FORMATTERS,
         User: lambda user: user.email,
