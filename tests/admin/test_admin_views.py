@@ -151,7 +151,11 @@ async def test_a_superuser_edits_anyones_item_through_the_service(
     ],
 )
 async def test_the_apis_rules_refuse_bad_edits(
-    signed_in: Admin, user: Account, changes: dict[str, str], message: str
+    signed_in: Admin,
+    user: Account,
+    changes: dict[str, str],
+    message: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     item = await make_item(signed_in, user, "Lamp", tags=["keep"])
     response = await signed_in.post_form(
@@ -160,6 +164,7 @@ async def test_the_apis_rules_refuse_bad_edits(
     assert response.status_code == 400
     assert message in response.text
     assert await api_item(signed_in, item["id"]) == item  # nothing written
+    assert [r for r in caplog.records if r.name.startswith("sqladmin")] == []  # not an error
 
 
 async def test_deleting_an_item(signed_in: Admin, user: Account) -> None:
@@ -304,6 +309,12 @@ def _is_external(reference: str) -> bool:
     if re.match(r"^[a-z][a-z0-9+.-]*:", reference, re.IGNORECASE):
         return not reference.startswith("http://test/")
     return False
+
+
+async def test_the_index_lists_what_the_admin_manages(signed_in: Admin) -> None:
+    page = await signed_in.get("/admin/")
+    for identity in ("user", "item", "tag"):
+        assert f'href="http://test/admin/{identity}/list"' in page.text
 
 
 async def test_admin_pages_forbid_framing_and_foreign_sources(signed_in: Admin) -> None:

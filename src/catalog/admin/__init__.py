@@ -11,6 +11,7 @@ and headers never touch the API. It shares the API's state (database, signing ke
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,25 @@ from catalog.admin.middleware import CSRFMiddleware, SecurityHeadersMiddleware, 
 from catalog.admin.views import VIEWS
 from catalog.config import Settings
 from catalog.db.database import Database
+from catalog.errors import CatalogError
 from catalog.security import derived_key
 
 BASE_URL = "/admin"
 SESSION_COOKIE = "catalog_admin"
 HERE = Path(__file__).resolve().parent
+
+
+class _RefusalsAreNotErrors(logging.Filter):
+    """sqladmin logs every exception of a save with its traceback, and shows its message on
+    the form. A refusal by the rules (a ValueError from the schemas, a CatalogError from the
+    services) is the user's to fix, not an error of the service: keep it out of the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, ValueError | CatalogError)
+
+
+logging.getLogger("sqladmin.application").addFilter(_RefusalsAreNotErrors())
 
 
 class _AppSessions(async_sessionmaker[AsyncSession]):
