@@ -141,15 +141,9 @@ class UserAdmin(ServiceModelView, model=User):
     """Accounts: search, sort, edit (name, flags, password), deactivate, delete."""
 
     icon = "fa-solid fa-user"
-    column_list: ClassVar[list[Any]] = [
-        User.id,
-        User.email,
-        User.full_name,
-        User.is_active,
-        User.is_superuser,
-        User.created_at,
-    ]
-    column_details_list: ClassVar[list[Any]] = column_list  # never the password hash
+    # What the API shows of an account: never its password hash.
+    column_list: ClassVar[list[Any]] = list(users.USER_COLUMNS)
+    column_details_list: ClassVar[list[Any]] = column_list
     column_searchable_list: ClassVar[list[Any]] = [User.email, User.full_name]
     column_sortable_list: ClassVar[list[Any]] = column_list
     column_default_sort: ClassVar[list[Any]] = [("id", False)]
