@@ -57,8 +57,9 @@ async def test_an_edit_without_the_token_is_refused(signed_in: Admin, user: Acco
     assert forged.status_code == 403
     assert Decimal(str((await read_item(signed_in, item["id"]))["price"])) == Decimal(10)
 
-    wrong = await signed_in.client.post(edit, data={**ITEM_FORM, CSRF_FIELD: "not-the-token"})
-    assert wrong.status_code == 403
+    for wrong in ("not-the-token", "tökén", signed_in.token[:-1]):
+        response = await signed_in.client.post(edit, data={**ITEM_FORM, CSRF_FIELD: wrong})
+        assert response.status_code == 403, wrong
 
     genuine = await signed_in.post_form(edit, ITEM_FORM)
     assert genuine.status_code == 302
@@ -99,6 +100,13 @@ async def test_logout_needs_the_token(signed_in: Admin) -> None:
     """A forged logout link (an <img src=...>, say) does not end the session."""
     assert (await signed_in.get("/admin/logout")).status_code == 403
     assert (await signed_in.get("/admin/user/list")).status_code == 200
+
+
+async def test_logout_without_a_session_goes_to_the_login_page(admin: Admin) -> None:
+    """A stale page's logout link after the session expired: nothing to end, no error."""
+    response = await admin.client.get("/admin/logout")
+    assert response.status_code == 302
+    assert response.headers["location"] == "http://test/admin/login"
 
 
 async def test_the_token_changes_at_login(admin: Admin, superuser: Account) -> None:

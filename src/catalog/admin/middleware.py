@@ -78,29 +78,38 @@ class CSRFMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _changes_state(scope):
             await self.app(scope, receive, send)
             return
-        method: str = scope["method"]
-        guarded_get = method in SAFE_METHODS and _route_path(scope) in GUARDED_GETS
-        if method in SAFE_METHODS and not guarded_get:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
         expected = scope["session"].get(CSRF_SESSION_KEY)
-        if guarded_get:
-            sent = request.query_params.get(CSRF_FIELD)
+        if scope["method"] in SAFE_METHODS:  # a guarded GET: the token is in its query
+            if expected is None:  # no session (it expired, say): nothing to sign out of
+                await self.app(scope, receive, send)
+                return
+            sent = Request(scope).query_params.get(CSRF_FIELD)
         else:
             body = await _read_body(receive, MAX_BODY_BYTES)
             if body is None:
                 await PlainTextResponse("Request body too large", 413)(scope, receive, send)
                 return
             receive = _replay(body)
-            sent = request.headers.get(CSRF_HEADER) or await _form_token(scope, body)
-        if not (isinstance(expected, str) and sent and hmac.compare_digest(expected, sent)):
+            sent = Request(scope).headers.get(CSRF_HEADER) or await _form_token(scope, body)
+        if not _matches(expected, sent):
             await PlainTextResponse(REFUSED, 403)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _changes_state(scope: Scope) -> bool:
+    return scope["method"] not in SAFE_METHODS or _route_path(scope) in GUARDED_GETS
+
+
+def _matches(expected: object, sent: str | None) -> bool:
+    """Whether the token sent is the session's (compared in constant time, as bytes: any
+    text may be sent)."""
+    if not isinstance(expected, str) or not sent:
+        return False
+    return hmac.compare_digest(expected.encode(), sent.encode("utf-8", "surrogatepass"))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
