@@ -7,13 +7,16 @@ keeps the API's rules because it calls the same service functions.
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.admin.conftest import Admin
-from tests.conftest import Account, MakeUser
+from tests.conftest import Account, MakeUser, sqlite_only
 
 _ROW_IDS = re.compile(r'<input type="hidden" value="(\d+)">')
 _LINKS = re.compile(r'\b(?:src|href|action)="([^"]*)"')
@@ -112,6 +115,24 @@ async def test_no_page_shows_a_password_hash(signed_in: Admin, user: Account) ->
 async def test_ids_that_cannot_exist_are_404(signed_in: Admin, pk: str) -> None:
     assert (await signed_in.get(f"/admin/item/edit/{pk}")).status_code == 404
     assert (await signed_in.get(f"/admin/user/details/{pk}")).status_code == 404
+
+
+@sqlite_only
+async def test_pages_read_without_taking_the_write_lock(
+    signed_in: Admin, user: Account, database_url: str
+) -> None:
+    """sqladmin reads in sessions of their own: on SQLite they must not begin a write
+    transaction (the writers' lock, taken in turns through the unit of work)."""
+    item = await make_item(signed_in, user, "Lamp")
+    path = make_url(database_url).database
+    assert path is not None
+    with closing(sqlite3.connect(path, isolation_level=None)) as other_writer:
+        other_writer.execute("BEGIN IMMEDIATE")
+        try:
+            for page in ("/admin/item/list", f"/admin/item/edit/{item['id']}", "/admin/tag/list"):
+                assert (await signed_in.get(page)).status_code == 200, page
+        finally:
+            other_writer.execute("ROLLBACK")
 
 
 # --- items ------------------------------------------------------------------------------------

@@ -51,9 +51,10 @@ class _RefusalsAreNotErrors(logging.Filter):
 logging.getLogger("sqladmin.application").addFilter(_RefusalsAreNotErrors())
 
 
-class _AppSessions(async_sessionmaker[AsyncSession]):
-    """The app's session factory, looked up per session: the Database exists only once the
-    app has started (its lifespan makes it), after the admin was mounted."""
+class _ReadSessions(async_sessionmaker[AsyncSession]):
+    """sqladmin's session factory: the app's read sessions (no transaction, so no write lock
+    on SQLite). Looked up per session: the Database exists only once the app has started
+    (its lifespan makes it), after the admin was mounted."""
 
     def __init__(self, state: State) -> None:
         super().__init__(expire_on_commit=False)
@@ -61,7 +62,7 @@ class _AppSessions(async_sessionmaker[AsyncSession]):
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         database: Database = self._state.database
-        return database.sessions(**local_kw)
+        return database.read_session(**local_kw)
 
 
 def mount_admin(app: FastAPI, settings: Settings) -> Admin:
@@ -79,7 +80,7 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
     auth = SuperuserAuth()
     admin = Admin(
         app,
-        session_maker=_AppSessions(app.state),
+        session_maker=_ReadSessions(app.state),
         base_url=BASE_URL,
         title="Catalog admin",
         favicon_url=f"{BASE_URL}/assets/favicon.svg",
