@@ -384,3 +384,53 @@ def test_settings_are_immutable() -> None:
 
 def test_unknown_environment_names_the_variable() -> None:
     assert "ENVIRONMENT" in settings_error(environment="staging")
+
+
+# --- the web admin ----------------------------------------------------------------------------
+
+
+def test_the_admin_is_off_by_default() -> None:
+    settings = load_settings(_env_file=None)
+    assert settings.admin is False
+    assert settings.admin_session_minutes == 60
+
+
+@pytest.mark.parametrize(("given", "expected"), [("on", True), ("off", False), ("true", True)])
+def test_admin_is_switched_by_the_environment(
+    given: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ADMIN", given)
+    assert load_settings(_env_file=None).admin is expected
+
+
+def test_admin_with_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN", "maybe")
+    with pytest.raises(SettingsError, match=r"^invalid configuration: ADMIN: "):
+        load_settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("values", "secure"),
+    [
+        ({}, False),
+        ({"admin_https_only": True}, True),
+        ({"environment": "production", "secret_key": STRONG_KEY}, True),
+        ({"environment": "production", "secret_key": STRONG_KEY, "admin_https_only": True}, True),
+    ],
+)
+def test_the_admin_cookie_is_https_only_in_production_or_when_asked(
+    values: dict[str, Any], secure: bool
+) -> None:
+    assert load_settings(_env_file=None, **values).admin_cookie_secure() is secure
+
+
+def test_production_refuses_an_admin_cookie_over_plain_http() -> None:
+    message = settings_error(
+        environment="production", secret_key=STRONG_KEY, admin_https_only=False
+    )
+    assert message.startswith("invalid configuration: ADMIN_HTTPS_ONLY=false is refused")
+
+
+@pytest.mark.parametrize("minutes", [0, 24 * 60 + 1])
+def test_admin_session_minutes_are_bounded(minutes: int) -> None:
+    assert "ADMIN_SESSION_MINUTES" in settings_error(admin_session_minutes=minutes)

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     first_superuser_email: str | None = None
     first_superuser_password: SecretStr | None = None
 
+    # The web admin at /admin (catalog.admin): off unless asked for, as it is one more
+    # place that accepts logins. Its session cookie is Secure when ADMIN_HTTPS_ONLY says so,
+    # and always in production (unset means "in production only").
+    admin: bool = False
+    admin_https_only: bool | None = None
+    admin_session_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -93,6 +100,11 @@ class Settings(BaseSettings):
             raise ValueError("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD go together")
         if self.environment != "production":
             return self
+        if self.admin_https_only is False:
+            raise ValueError(
+                "ADMIN_HTTPS_ONLY=false is refused when ENVIRONMENT=production: the admin "
+                "session cookie would be sent over plain HTTP"
+            )
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if not key:
             raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
@@ -102,6 +114,12 @@ class Settings(BaseSettings):
                 "characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
         return self
+
+    def admin_cookie_secure(self) -> bool:
+        """Whether the admin session cookie is sent over HTTPS only."""
+        if self.admin_https_only is None:
+            return self.environment == "production"
+        return self.admin_https_only
 
     def signing_key(self) -> str:
         """The JWT signing key: the configured one, or a development key kept on disk."""

@@ -149,6 +149,12 @@ class UserUpdate(_Patch):
     NULLABLE: ClassVar[frozenset[str]] = frozenset({"full_name"})
 
 
+class UserAdminUpdate(UserUpdate):
+    """A superuser's change to an account in the web admin, which may also set a password."""
+
+    password: Password | None = None
+
+
 class UserRead(TypedDict):
     """An account as the API returns it (never its password hash)."""
 

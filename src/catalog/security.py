@@ -80,6 +80,15 @@ def credential_stamp(hashed_password: str, key: str) -> str:
     return base64.urlsafe_b64encode(digest[:12]).decode()
 
 
+def derived_key(key: str, purpose: str) -> str:
+    """A key for one purpose only, derived from the signing key (HMAC-SHA256).
+
+    What is signed for one purpose (an admin session cookie, say) can then never pass as
+    something signed for another (a token or a cursor).
+    """
+    return hmac.new(key.encode(), f"catalog:{purpose}".encode(), hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     """What a valid access token asserts."""

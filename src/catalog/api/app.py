@@ -107,4 +107,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Routers are matched in order (FastAPI keeps included routers nested): hottest first.
     for module in (items, tags, users, auth, health):
         app.include_router(module.router)
+    if settings.admin:
+        from catalog.admin import mount_admin  # sqladmin is imported only when it is on
+
+        mount_admin(app, settings)
     return app

@@ -132,6 +132,20 @@ def _bump_tagged() -> Update:
     return update(Item).where(Item.id.in_(tagged)).values(version=Item.version + 1)
 
 
+BUMP_ITEMS_WITH_TAG = CompiledQuery(
+    update(Item)
+    .where(
+        Item.id.in_(
+            select(item_tags.c.item_id).where(
+                item_tags.c.tag_id == bindparam("tag_id", type_=Integer)
+            )
+        )
+    )
+    .values(version=Item.version + 1)
+)
+"""Move the version of every item carrying tag `tag_id` (e.g. renamed: they show it)."""
+
+
 def _delete_tag() -> ReturningDelete[tuple[int]]:
     """Delete tag `tag_name`; the database takes it off every item (ON DELETE CASCADE)."""
     return delete(Tag).where(Tag.name == bindparam("tag_name")).returning(Tag.id)
