@@ -126,13 +126,22 @@ async def test_postmaster_killed(
 async def test_postgresql_frozen(
     service: CatalogService, database_url: str, private_postgres: PostgresInstance
 ) -> None:
+    probes: list[tuple[int, float]] = []
+
     async def fault() -> None:
         private_postgres.freeze()  # SIGSTOP: connections hang, nothing is refused
-        await asyncio.sleep(5)
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            for _ in range(3):  # the readiness probe keeps its own 2 s bound meanwhile
+                started = time.monotonic()
+                ready = await client.get("/health/ready")
+                probes.append((ready.status_code, time.monotonic() - started))
+        await asyncio.sleep(max(0.0, 5 - sum(took for _, took in probes)))
         private_postgres.thaw()
 
     figures = await _report("SIGSTOP for 5 s", service, database_url, fault)
     assert figures["during"]
+    assert [status for status, _ in probes] == [503] * 3
+    assert max(took for _, took in probes) < 2.5, probes
 
 
 async def test_backends_terminated(
@@ -229,3 +238,27 @@ async def test_the_service_starts_while_postgresql_is_down(
             up = await client.get("/items")
             assert up.status_code == 200  # without restarting the service
             assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_abandoned_writes_do_not_commit_later(
+    service: CatalogService, database_url: str
+) -> None:
+    """10 clients give up on writes stuck behind a lock (their connections close): the
+    writes are cancelled with them and nothing lands once the lock is released."""
+    load = await Load.signed_up(service.url)
+    headers = {"Authorization": f"Bearer {load.token}"}
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await holder.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+
+        async def abandon(number: int) -> None:
+            async with httpx.AsyncClient(base_url=service.url, headers=headers) as client:
+                body = {"name": f"abandoned{number}", "price": 1}
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.post("/items", json=body, timeout=0.3)
+
+        await asyncio.gather(*(abandon(n) for n in range(10)))
+        await asyncio.sleep(0.5)
+        await holder.rollback()  # the lock goes
+    await asyncio.sleep(1.5)
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
