@@ -24,7 +24,7 @@ from catalog.db.engine import create_sync_engine
 from catalog.migrations import runner
 from catalog.migrations.runner import upgrade
 from catalog.security import verify_password
-from tests.conftest import SECRET, make_settings, throwaway_database
+from tests.conftest import POOLER, SECRET, make_settings, throwaway_database
 
 cli = CliRunner()
 
@@ -56,6 +56,7 @@ def invoke(
         "DATABASE_URL": url,
         "SECRET_KEY": SECRET,
         "ENVIRONMENT": "test",
+        "DATABASE_POOLER": POOLER,
     }
     get_settings.cache_clear()
     try:

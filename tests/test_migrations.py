@@ -26,7 +26,7 @@ from catalog.config import Settings
 from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
 from catalog.migrations import runner
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import POOLER, make_settings, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ROOT / "src" / "catalog" / "migrations" / "versions"
@@ -222,6 +222,7 @@ def alembic(*args: str, url: str, cwd: Path = ROOT) -> subprocess.CompletedProce
     """Run `alembic ARGS` as a user would: from the root, the URL only in the environment."""
     env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARIABLES}
     env["DATABASE_URL"] = url
+    env["DATABASE_POOLER"] = POOLER
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
         ["alembic", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
@@ -350,7 +351,7 @@ def test_trigram_index_uses_the_default_collation(tmp_path: Path) -> None:
 
 def _catalog_upgrade(url: str, **env: str) -> subprocess.Popen[str]:
     environment = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARIABLES}
-    environment |= {"DATABASE_URL": url, "SECRET_KEY": "x" * 40, **env}
+    environment |= {"DATABASE_URL": url, "SECRET_KEY": "x" * 40, "DATABASE_POOLER": POOLER, **env}
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "catalog"), "db", "upgrade"],
         env=environment,

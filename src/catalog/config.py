@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # SQLite only: how long a writer waits for the lock before giving up.
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 
+    # What sits between the service and PostgreSQL: a transaction-mode pooler (PgBouncer)
+    # breaks prepared statements, startup parameters and session state; session mode
+    # breaks startup parameters. See docs/scaling.md.
+    database_pooler: Literal["none", "session", "transaction"] = "none"
+
     # --- time bounds (issue 8): every wait ends, and an outage is a 503, not a hang ---
     db_connect_timeout: float = Field(default=3.0, gt=0)
     # API connections; 0 turns a bound off. The CLI and migrations have their own.

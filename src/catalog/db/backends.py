@@ -17,11 +17,12 @@ here is how statements are *run* and what the engine can do in one statement:
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -73,6 +74,10 @@ class Backend:
         """A lock writers of one process take in turn, where the database needs one."""
         return None
 
+    def persist_planner_settings(self, connection: Connection) -> list[str]:
+        """Store the API's planner settings in the database itself; what was set."""
+        return []
+
 
 class PostgreSQL(Backend):
     """asyncpg for the API, psycopg for the CLI; statements run on the raw asyncpg connection."""
@@ -96,6 +101,23 @@ class PostgreSQL(Backend):
         return options
 
     def configure(self, engine: Engine, settings: Settings) -> None:
+        if settings.database_pooler != "none" and engine.dialect.driver == "asyncpg":
+            bounds = {
+                name: value
+                for name, value in session_settings(settings).items()
+                if name in ("statement_timeout", "lock_timeout")
+            }
+            if bounds:
+                # Behind a pooler, each transaction sets the API's time bounds for itself
+                # (one statement; they end with it, like the pooler's session).
+                assignments = ", ".join(
+                    f"set_config('{k}', '{v}', true)" for k, v in bounds.items()
+                )
+
+                @event.listens_for(engine, "begin")
+                def _bound_transaction(connection: Connection) -> None:
+                    connection.exec_driver_sql(f"SELECT {assignments}")
+
         @event.listens_for(engine, "checkout")
         def _replace_dead(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             # After a server restart, failover or pg_terminate_backend, pooled asyncpg
@@ -105,6 +127,17 @@ class PostgreSQL(Backend):
             is_closed = getattr(driver, "is_closed", None)
             if callable(is_closed) and is_closed():
                 raise DisconnectionError("pooled connection was closed by the server")
+
+    def persist_planner_settings(self, connection: Connection) -> list[str]:
+        # For every connection to this database, whatever passes between (a pooler
+        # forwards no startup parameter); harmless for the CLI, unlike time bounds.
+        database = connection.scalar(text("SELECT current_database()"))
+        name = connection.dialect.identifier_preparer.quote(str(database))
+        done = []
+        for setting, value in PLANNER_SETTINGS.items():
+            connection.execute(text(f"ALTER DATABASE {name} SET {setting} = {value}"))
+            done.append(f"{setting} = {value}")
+        return done
 
     async def fetch(
         self,
@@ -170,28 +203,55 @@ def _as_sqlalchemy_error(
     return error
 
 
-def _asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
+PLANNER_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+
+
+def session_settings(settings: Settings) -> dict[str, str]:
+    """The PostgreSQL settings every API connection works under."""
     # JIT compilation and parallel workers only slow the short statements an OLTP API
     # sends (a parallel plan for a filtered page measured 30x slower).
-    server_settings = {"jit": "off", "max_parallel_workers_per_gather": "0"}
-    statement_ms, lock_ms = settings.db_statement_timeout_ms, settings.db_lock_timeout_ms
-    if statement_ms:
-        server_settings["statement_timeout"] = str(statement_ms)
-    if lock_ms:
-        server_settings["lock_timeout"] = str(lock_ms)
-    return {
+    values = dict(PLANNER_SETTINGS)
+    if settings.db_statement_timeout_ms:
+        values["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    if settings.db_lock_timeout_ms:
+        values["lock_timeout"] = str(settings.db_lock_timeout_ms)
+    return values
+
+
+def _asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
+    statement_ms = settings.db_statement_timeout_ms
+    args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout,
-        "server_settings": server_settings,
         # The server enforces statement_timeout; this client-side bound (a little later)
-        # also ends a wait on a server that cannot answer at all (frozen, partitioned).
+        # also ends a wait on a server that cannot answer at all (frozen, partitioned),
+        # and is the bound behind a pooler, which cannot pass the setting at connect.
         "command_timeout": statement_ms / 1000 + 1 if statement_ms else None,
     }
+    if settings.database_pooler == "none":
+        args["server_settings"] = session_settings(settings)
+    # Behind a pooler no startup parameter gets through (PgBouncer refuses the login):
+    # the planner settings come from `catalog db tune` (ALTER DATABASE ... SET), the time
+    # bounds from command_timeout and, in transactions, SET LOCAL (see `configure`).
+    if settings.database_pooler == "transaction":
+        # Consecutive statements may reach different server connections: no prepared
+        # statement outlives its statement (asyncpg's cache off, SQLAlchemy's statements
+        # uniquely named so two clients' never collide on one server connection).
+        args["statement_cache_size"] = 0
+        args["prepared_statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = _unique_statement_name
+    return args
+
+
+def _unique_statement_name() -> str:
+    return f"__catalog_{uuid.uuid4().hex}__"
 
 
 def _psycopg_connect_args(settings: Settings) -> dict[str, Any]:
     args: dict[str, Any] = {"connect_timeout": max(1, round(settings.db_connect_timeout))}
-    if settings.cli_statement_timeout_ms:
+    if settings.cli_statement_timeout_ms and settings.database_pooler == "none":
         args["options"] = f"-c statement_timeout={settings.cli_statement_timeout_ms}"
+    if settings.database_pooler == "transaction":
+        args["prepare_threshold"] = None  # psycopg's server-side prepared statements off
     return args
 
 
