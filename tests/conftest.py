@@ -37,7 +37,7 @@ DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SECRET = "test-secret-key-" + "x" * 32
 BACKENDS = ["sqlite", "postgresql"]
-TABLES = ("item_tags", "items", "tags", "users")
+TABLES = ("item_tags", "items", "tags", "users", "login_failures")
 # Real-infrastructure fixtures (private PostgreSQL, replicas, PgBouncer, Patroni): deploy/.
 pytest_plugins = ["tests.infra.fixtures"]
 

@@ -18,7 +18,7 @@ from catalog.cli.common import USAGE_ERROR, err, fail, in_unit_of_work, out, val
 from catalog.config import get_settings
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import ConflictError
-from catalog.schemas import Email, UserCreate, UserRead, UserUpdate, UserUpdateMe
+from catalog.schemas import Email, PasswordReset, UserCreate, UserRead, UserUpdate
 from catalog.services import users
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
@@ -82,7 +82,7 @@ def set_password(email: EmailArgument, password_stdin: PasswordStdin = False) ->
     address = _email(email)
     password = _read_password(password_stdin)
     try:
-        changes = UserUpdateMe(password=password).changes()
+        changes = PasswordReset(password=password).model_dump()
     except ValidationError as error:
         fail(validation_message(error), USAGE_ERROR)
     _update(address, changes)

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from catalog.api.deps import UnitOfWorkDep
+from catalog.api.openapi import errors
 from catalog.api.responses import json_response
 from catalog.schemas import Health
 from catalog.services.health import ping
@@ -27,7 +28,7 @@ async def health() -> Response:
 @router.get(
     "/health/ready",
     response_model=Health,
-    responses={503: {"description": "The database does not answer"}},
+    responses=errors((503, "The database does not answer")),
 )
 async def ready(uow: UnitOfWorkDep) -> Response:
     """The database answers a trivial query within a short timeout."""

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
 from catalog.api.deps import CurrentUser, UnitOfWorkDep
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
+from catalog.api.openapi import errors
 from catalog.api.responses import json_response, no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
 from catalog.services import item_listing, items
 
 router = APIRouter(prefix="/items", tags=["items"])
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Item not found"}}
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not authenticated"},
-    403: {"description": "Not the owner, or inactive"},
-    **_NOT_FOUND,
-}
+_NOT_FOUND = errors((404, "Item not found"))
+_WRITE_ERRORS = errors((403, "Not the owner, or inactive"), (404, "Item not found"))
 
 
 @router.get("", response_model=list[ItemRead], responses=LIST_RESPONSES)
@@ -52,6 +47,7 @@ router.put(
     "/{item_id}",
     response_model=ItemRead,
     responses=_WRITE_ERRORS,
+    name="update_item",
     summary="Update Item",
     description="Change the given fields only; `tags` replaces the tag set.",
 )(_update)
@@ -59,6 +55,7 @@ router.patch(
     "/{item_id}",
     response_model=ItemRead,
     responses=_WRITE_ERRORS,
+    name="patch_item",
     summary="Patch Item",
     description="Same as PUT: change the given fields only.",
 )(_update)

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
+from catalog.api.openapi import errors
 from catalog.api.responses import json_response, no_content
 from catalog.errors import NotFoundError
 from catalog.schemas import ItemRead, TagCreate, TagRead, normalize_tag_name
@@ -33,7 +34,7 @@ async def list_tags(uow: UnitOfWorkDep, page: PageDep) -> Response:
     "",
     response_model=TagRead,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Tag already exists"}},
+    responses=errors((409, "Tag already exists")),
 )
 async def create_tag(data: TagCreate, _: CurrentUser, uow: UnitOfWorkDep) -> Response:
     """Create a tag (names are stripped and lower-cased)."""
@@ -43,7 +44,7 @@ async def create_tag(data: TagCreate, _: CurrentUser, uow: UnitOfWorkDep) -> Res
 @router.get(
     "/{name}/items",
     response_model=list[ItemRead],
-    responses={**LIST_RESPONSES, 404: {"description": "No such tag"}},
+    responses={**LIST_RESPONSES, **errors((404, "No such tag"))},
 )
 async def list_tag_items(
     name: str, request: Request, uow: UnitOfWorkDep, params: ItemListDep
@@ -55,7 +56,12 @@ async def list_tag_items(
     return listing.response(request, page)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors((403, "Not a superuser, or inactive"), (404, "No such tag")),
+)
 async def delete_tag(name: str, _: CurrentSuperuser, uow: UnitOfWorkDep) -> Response:
     """Delete a tag and remove it from every item (superusers only)."""
     await tags.delete_tag(uow, _path_tag(name))
