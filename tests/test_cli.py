@@ -369,6 +369,9 @@ def test_serve_defaults(tmp_path: Path, uvicorn_calls: list[Any]) -> None:
         "http": "httptools",
         "access_log": True,
         "log_level": None,
+        "server_header": False,
+        "proxy_headers": False,
+        "forwarded_allow_ips": None,
     }
 
 
@@ -391,6 +394,17 @@ def test_serve_passes_options_through(tmp_path: Path, uvicorn_calls: list[Any]) 
     [(_, kwargs)] = uvicorn_calls
     assert kwargs["reload"] is True
     assert kwargs["reload_dirs"]
+
+
+def test_serve_believes_forwarded_addresses_only_from_trusted_proxies(
+    tmp_path: Path, uvicorn_calls: list[Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = invoke(url, "serve", env={"TRUSTED_PROXIES": "10.0.0.1, 10.0.0.2"})
+    assert result.exit_code == 0, result.output
+    [(_, kwargs)] = uvicorn_calls
+    assert kwargs["proxy_headers"] is True
+    assert kwargs["forwarded_allow_ips"] == ["10.0.0.1", "10.0.0.2"]
 
 
 def test_serve_refuses_bad_settings_before_starting(uvicorn_calls: list[Any]) -> None:

@@ -44,4 +44,9 @@ def serve(
         http="httptools",
         access_log=access_log,
         log_level=settings.log_level.lower(),
+        server_header=False,  # no banner naming the server software
+        # X-Forwarded-For is believed only from TRUSTED_PROXIES (uvicorn would trust
+        # 127.0.0.1 by default); it is the client address login throttling counts.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
     )
