@@ -5,11 +5,14 @@ Pure ASGI, checked before routing and before any byte of the body is parsed:
   reading it; when it is chunked (no Content-Length), as soon as the bytes read exceed
   the limit (raised from `receive`, so the endpoint never sees the rest);
 - a query string longer than `max_query_string_bytes` is 414;
-- more than `max_query_params` query parameters is 422 naming `query`.
+- more than `max_query_params` query parameters is 422 naming the most repeated one.
 Each answer closes the connection, so an unread body is never read.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from urllib.parse import unquote_plus
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +22,7 @@ from catalog.api.responses import json_error_messages
 BODY_TOO_LARGE = "Request body too large (at most {limit} bytes)"
 QUERY_TOO_LONG = "Query string too long (at most {limit} bytes)"
 TOO_MANY_PARAMETERS = "Too many query parameters (at most {limit})"
+MAX_NAME = 50  # characters of a parameter name echoed back
 
 
 class BodyTooLargeError(HTTPException):
@@ -47,16 +51,21 @@ class RequestLimitsMiddleware:
         self._too_long = json_error_messages(
             414, QUERY_TOO_LONG.format(limit=max_query_string_bytes)
         )
-        self._too_many = json_error_messages(
-            422,
-            [
-                {
-                    "type": "too_many_parameters",
-                    "loc": ["query"],
-                    "msg": TOO_MANY_PARAMETERS.format(limit=max_params),
-                }
-            ],
+
+    def _too_many(self, query: bytes) -> tuple[Message, Message]:
+        # Name the parameter that is repeated most (`tag`, usually): what to fix.
+        names = Counter(
+            unquote_plus(part.split(b"=", 1)[0].decode("latin-1")) for part in _parts(query)
         )
+        name, count = names.most_common(1)[0]
+        name = name[:MAX_NAME]
+        limit = TOO_MANY_PARAMETERS.format(limit=self.max_params)
+        issue = {
+            "type": "too_many_parameters",
+            "loc": ["query", name],
+            "msg": f"{limit}: {name!r} is given {count} times",
+        }
+        return json_error_messages(422, [issue])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,8 +75,8 @@ class RequestLimitsMiddleware:
         if len(query) > self.max_query:
             await _answer(send, self._too_long)
             return
-        if query.count(b"&") >= self.max_params and _parameters(query) > self.max_params:
-            await _answer(send, self._too_many)
+        if query.count(b"&") >= self.max_params and len(_parts(query)) > self.max_params:
+            await _answer(send, self._too_many(query))
             return
         declared = _content_length(scope)
         if declared is not None:
@@ -95,8 +104,8 @@ class RequestLimitsMiddleware:
         return limited_receive
 
 
-def _parameters(query: bytes) -> int:
-    return sum(1 for part in query.split(b"&") if part)
+def _parts(query: bytes) -> list[bytes]:
+    return [part for part in query.split(b"&") if part]
 
 
 def _content_length(scope: Scope) -> int | None:
