@@ -78,8 +78,9 @@ async def test_the_cap_is_a_setting(settings: Settings, database: Database) -> N
 def test_statement_shapes_are_bounded() -> None:
     # Compiled statements are cached per request shape, in bounded caches.
     for cached in (item_listing._page_query, item_listing._count_query):
-        assert cached.cache_info().maxsize is not None
-        assert cached.cache_info().maxsize <= 512
+        maxsize = cached.cache_info().maxsize
+        assert maxsize is not None
+        assert maxsize <= 512
 
 
 # --- other open-ended inputs -------------------------------------------------------------------
