@@ -223,7 +223,7 @@ async def item_list_params(
         # Each tag is a semi-join: their number bounds the statement's cost.
         message = f"at most {settings.max_tag_filters} tag filters"
         raise _invalid("tag", message, f"{len(tag)} tags")
-    base_url = settings.public_base_url or request.scope.get("root_path", "").rstrip("/")
+    base_url = (settings.public_base_url or request.scope.get("root_path", "")).rstrip("/")
     filters = ItemFilters(
         q=q,
         tags=tuple(tag),
