@@ -505,3 +505,10 @@ def test_invalid_limits_name_the_variable(values: dict[str, object], variable: s
 def test_public_base_url_loses_its_trailing_slash() -> None:
     settings = load_settings(public_base_url="https://api.example.com/catalog/")
     assert settings.public_base_url == "https://api.example.com/catalog"
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## The API")]
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table]
+    assert missing == []
