@@ -452,9 +452,20 @@ def test_production_accepts_a_strong_first_superuser() -> None:
     assert settings.first_superuser_email == "admin@example.com"
 
 
-def test_development_accepts_a_short_first_superuser_password() -> None:
-    settings = load_settings(first_superuser_email="a@example.com", first_superuser_password="x")
+def test_development_accepts_an_eight_character_first_superuser_password() -> None:
+    settings = load_settings(
+        first_superuser_email="a@example.com", first_superuser_password="password"
+    )
     assert settings.first_superuser_password is not None
+
+
+@pytest.mark.parametrize("password", ["x", "x" * 129])
+def test_a_first_superuser_password_registration_would_refuse_is_refused(password: str) -> None:
+    # Before: the service started, then failed in its lifespan with a traceback.
+    message = settings_error(
+        first_superuser_email="a@example.com", first_superuser_password=password
+    )
+    assert "FIRST_SUPERUSER_PASSWORD must be 8 to 128 characters" in message
 
 
 # --- limits, headers and URLs (issue 7) ------------------------------------------------------

@@ -88,6 +88,8 @@ def check_first_superuser(email: str, password: str, *, production: bool) -> Non
         validate_email(email, check_deliverability=False)
     except EmailNotValidError as error:
         raise ValueError(f"FIRST_SUPERUSER_EMAIL is not an email address: {error}") from None
+    if not 8 <= len(password) <= 128:  # what registration accepts
+        raise ValueError("FIRST_SUPERUSER_PASSWORD must be 8 to 128 characters")
     if not production:
         return
     local_part = email.split("@", 1)[0].lower()

@@ -36,8 +36,12 @@ class PathMethods:
             patterns[route.path_regex.pattern] = route.path_regex
         return [(patterns[key], frozenset(found | {"OPTIONS"})) for key, found in methods.items()]
 
-    def allowed(self, path: str) -> str | None:
-        """The `Allow` value for `path` ("GET, OPTIONS, POST"), or None for no route."""
+    def allowed(self, scope: Scope) -> str | None:
+        """The `Allow` value for the request's path ("GET, OPTIONS, POST"), or None."""
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):  # routes match below the mount point
+            path = path[len(root) :]
         if self._table is None:
             self._table = self._build()
         found: set[str] = set()
@@ -56,7 +60,7 @@ class OptionsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
-            allow = self.methods.allowed(scope["path"])
+            allow = self.methods.allowed(scope)
             if allow is not None:
                 await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)
                 return
@@ -68,7 +72,7 @@ def method_not_allowed_handler(methods: PathMethods) -> Callable[[Request, Excep
 
     def handle(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        allow = methods.allowed(request.url.path) or (error.headers or {}).get("Allow", "")
+        allow = methods.allowed(request.scope) or (error.headers or {}).get("Allow", "")
         return json_response({"detail": error.detail}, status_code=405, headers={"Allow": allow})
 
     return handle
