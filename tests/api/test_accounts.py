@@ -24,22 +24,10 @@ from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.models import LoginFailure
 from catalog.services.login_throttle import LoginPolicy
-from tests.api import Fetch, MakeUser, login
+from tests.api import Fetch, MakeUser, asgi_client, login
 from tests.conftest import Account
 
 TOO_MANY = {"detail": "Too many failed logins; retry later"}
-
-
-def _client(app: FastAPI) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-
-def _from(client: httpx.AsyncClient, address: str) -> httpx.AsyncClient:
-    """A client for the same app whose requests come from another address."""
-    app = client._transport.app  # type: ignore[attr-defined]
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 1))
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
 async def _age_failures(database: Database, seconds: float) -> None:
@@ -152,12 +140,12 @@ def strict_app(settings: Settings, database: Database) -> FastAPI:
 async def test_failures_from_one_address_over_many_accounts_are_429(
     strict_app: FastAPI, user: Account
 ) -> None:
-    async with _client(strict_app) as client:
+    async with asgi_client(strict_app) as client:
         statuses = [
             (await login(client, f"guess{n}@example.com", "x")).status_code for n in range(5)
         ]
         right = await login(client, user.email, user.password)
-        async with _from(client, "192.0.2.7") as elsewhere:
+        async with asgi_client(strict_app, address=("192.0.2.7", 1)) as elsewhere:
             other_address = await login(elsewhere, user.email, user.password)
 
     assert statuses == [401, 401, 401, 429, 429]
@@ -172,7 +160,7 @@ async def test_concurrent_failures_count_exactly(
     client: httpx.AsyncClient, settings: Settings, database: Database, fetch: Fetch
 ) -> None:
     app = create_app(settings.model_copy(update={"login_max_failures": 1000}), database)
-    async with _client(app) as lenient:
+    async with asgi_client(app) as lenient:
         responses = await asyncio.gather(
             *(login(lenient, "target@example.com", f"guess-{n}") for n in range(12))
         )
@@ -188,8 +176,8 @@ async def test_counts_are_shared_by_separate_app_instances(
     first_db, second_db = Database.from_settings(settings), Database.from_settings(settings)
     try:
         async with (
-            _client(create_app(settings, first_db)) as first,
-            _client(create_app(settings, second_db)) as second,
+            asgi_client(create_app(settings, first_db)) as first,
+            asgi_client(create_app(settings, second_db)) as second,
         ):
             for n in range(5):
                 await login(first if n % 2 else second, user.email, f"wrong-{n}")
@@ -261,7 +249,7 @@ async def one_hash_at_a_time(settings: Settings, database: Database) -> AsyncIte
 async def test_a_full_hashing_queue_is_503_with_retry_after(
     one_hash_at_a_time: FastAPI, gated_hashing: threading.Event, user: Account
 ) -> None:
-    async with _client(one_hash_at_a_time) as client:
+    async with asgi_client(one_hash_at_a_time) as client:
         running = asyncio.ensure_future(login(client, user.email, user.password))
         waiting = asyncio.ensure_future(login(client, user.email, user.password))
         for _ in range(200):  # until both are admitted (bounded)

@@ -18,16 +18,11 @@ from fastapi import FastAPI
 from catalog.api.app import create_app
 from catalog.config import Settings
 from catalog.db.database import Database
-from tests.api import login
+from tests.api import asgi_client, login
 from tests.api.test_item_listing import links
 from tests.conftest import Account
 
 INJECTION = 'z>; rel="prev", <https:evil.example>; rel="next'
-
-
-def _client(app: FastAPI, host: str = "test") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url=f"http://{host}")
 
 
 def _app(settings: Settings, database: Database, **changes: Any) -> FastAPI:
@@ -85,7 +80,7 @@ async def test_the_link_ignores_the_host_header(
     app: FastAPI, client: httpx.AsyncClient, user: Account
 ) -> None:
     await _tagged(client, user, "x")
-    async with _client(app, host="evil.example") as spoofed:
+    async with asgi_client(app, host="evil.example") as spoofed:
         response = await spoofed.get("/items", params={"limit": 1})
 
     assert response.headers["link"].startswith("</items?")
@@ -108,7 +103,7 @@ async def test_a_public_base_url_makes_links_absolute(
 ) -> None:
     await _tagged(client, user, "x")
     app = _app(settings, database, public_base_url="https://api.example.com/catalog/")
-    async with _client(app, host="evil.example") as other:
+    async with asgi_client(app, host="evil.example") as other:
         response = await other.get(f"/users/{user.id}/items", params={"limit": 1})
 
     assert links(response)["next"].startswith(
@@ -119,7 +114,7 @@ async def test_a_public_base_url_makes_links_absolute(
 async def test_a_trailing_slash_is_not_redirected_through_the_host(
     app: FastAPI,
 ) -> None:
-    async with _client(app, host="evil.example") as spoofed:
+    async with asgi_client(app, host="evil.example") as spoofed:
         response = await spoofed.get("/items/")
     assert response.status_code == 404
     assert "location" not in response.headers
@@ -130,11 +125,11 @@ async def test_a_trailing_slash_is_not_redirected_through_the_host(
 
 async def test_allowed_hosts_refuse_other_hosts(settings: Settings, database: Database) -> None:
     app = _app(settings, database, allowed_hosts=("api.example.com", "*.example.org"))
-    async with _client(app, host="evil.example") as evil:
+    async with asgi_client(app, host="evil.example") as evil:
         refused = await evil.get("/health")
-    async with _client(app, host="api.example.com:8443") as good:
+    async with asgi_client(app, host="api.example.com:8443") as good:
         allowed = await good.get("/health")
-    async with _client(app, host="eu.example.org") as sub:
+    async with asgi_client(app, host="eu.example.org") as sub:
         wildcard = await sub.get("/health")
 
     assert refused.status_code == 400
@@ -144,7 +139,7 @@ async def test_allowed_hosts_refuse_other_hosts(settings: Settings, database: Da
 
 
 async def test_any_host_is_served_by_default(app: FastAPI) -> None:
-    async with _client(app, host="anything.example") as client:
+    async with asgi_client(app, host="anything.example") as client:
         assert (await client.get("/health")).status_code == 200
 
 
@@ -216,7 +211,7 @@ async def test_no_cross_origin_access_by_default(client: httpx.AsyncClient) -> N
 
 async def test_cors_origins_from_settings(settings: Settings, database: Database) -> None:
     app = _app(settings, database, cors_origins=("https://app.example.com",))
-    async with _client(app) as client:
+    async with asgi_client(app) as client:
         allowed = await client.get("/items", headers={"Origin": "https://app.example.com"})
         other = await client.get("/items", headers={"Origin": "https://evil.example"})
         preflight = await client.options(
@@ -239,7 +234,7 @@ async def test_cors_origins_from_settings(settings: Settings, database: Database
 
 
 async def test_docs_and_openapi_can_be_switched_off(settings: Settings, database: Database) -> None:
-    async with _client(_app(settings, database, docs_enabled=False)) as client:
+    async with asgi_client(_app(settings, database, docs_enabled=False)) as client:
         statuses = [(await client.get(p)).status_code for p in ("/docs", "/redoc", "/openapi.json")]
         health = await client.get("/health")
     assert statuses == [404, 404, 404]

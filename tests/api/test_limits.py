@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from catalog.api.app import create_app
 from catalog.api.errors import MAX_ECHOED_CHARACTERS, MAX_LISTED_ERRORS
@@ -23,6 +22,7 @@ from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.schemas import MAX_TAGS_PER_ITEM
 from catalog.services import item_listing
+from tests.api import asgi_client
 from tests.conftest import Account
 
 MAX_TAGS = 10  # the default of MAX_TAG_FILTERS
@@ -66,7 +66,7 @@ async def test_the_cap_itself_is_accepted(client: httpx.AsyncClient, user: Accou
 
 async def test_the_cap_is_a_setting(settings: Settings, database: Database) -> None:
     app = create_app(settings.model_copy(update={"max_tag_filters": 2}), database)
-    async with _client(app) as client:
+    async with asgi_client(app) as client:
         two = await client.get("/items", params={"tag": ["a", "b"]})
         three = await client.get("/items", params={"tag": ["a", "b", "c"]})
 
@@ -270,11 +270,6 @@ async def test_a_huge_integer_is_echoed_as_its_size(client: httpx.AsyncClient) -
     assert len(response.content) < 2_000
 
 
-def _client(app: FastAPI) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-
 # --- the largest request the caps allow -------------------------------------------------------
 
 postgresql_only = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -303,7 +298,7 @@ async def test_the_largest_list_request_keeps_a_backend_small(
     tags = LARGEST["tag"]
     database = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
     try:
-        async with _client(create_app(settings, database)) as client:
+        async with asgi_client(create_app(settings, database)) as client:
             for n in range(3):
                 body = {"name": f"a{n}", "price": 1, "tags": tags}
                 await client.post("/items", json=body, headers=owner.headers)
