@@ -39,7 +39,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POOLER = os.environ.get("TEST_DATABASE_POOLER", "none")
 SECRET = "test-secret-key-" + "x" * 32
 BACKENDS = ["sqlite", "postgresql"]
-TABLES = ("item_tags", "items", "tags", "users", "idempotency_keys")
+TABLES = ("item_tags", "items", "tags", "users", "idempotency_keys", "login_failures")
 # Real-infrastructure fixtures (private PostgreSQL, replicas, PgBouncer, Patroni): deploy/.
 pytest_plugins = ["tests.infra.fixtures"]
 

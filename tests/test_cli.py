@@ -371,6 +371,9 @@ def test_serve_defaults(tmp_path: Path, uvicorn_calls: list[Any]) -> None:
         "access_log": True,
         "log_level": None,
         "timeout_graceful_shutdown": 20,
+        "server_header": False,
+        "proxy_headers": False,
+        "forwarded_allow_ips": None,
     }
 
 
@@ -393,6 +396,17 @@ def test_serve_passes_options_through(tmp_path: Path, uvicorn_calls: list[Any]) 
     [(_, kwargs)] = uvicorn_calls
     assert kwargs["reload"] is True
     assert kwargs["reload_dirs"]
+
+
+def test_serve_believes_forwarded_addresses_only_from_trusted_proxies(
+    tmp_path: Path, uvicorn_calls: list[Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = invoke(url, "serve", env={"TRUSTED_PROXIES": "10.0.0.1, 10.0.0.2"})
+    assert result.exit_code == 0, result.output
+    [(_, kwargs)] = uvicorn_calls
+    assert kwargs["proxy_headers"] is True
+    assert kwargs["forwarded_allow_ips"] == ["10.0.0.1", "10.0.0.2"]
 
 
 def test_serve_refuses_bad_settings_before_starting(uvicorn_calls: list[Any]) -> None:
@@ -466,7 +480,7 @@ def test_serve_refuses_a_first_superuser_the_api_would_refuse(
 ) -> None:
     env = ADMIN | {"FIRST_SUPERUSER_PASSWORD": "short"}
     result = invoke(migrated_url, "serve", env=env)
-    assert_one_line_error(result, 2, "FIRST_SUPERUSER", "password")
+    assert_one_line_error(result, 2, "FIRST_SUPERUSER_PASSWORD", "8 to 128 characters")
     assert uvicorn_calls == []
     assert query(migrated_url, "SELECT id FROM users") == []
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from catalog.config import (
     DEFAULT_DATABASE_URL,
@@ -434,3 +435,165 @@ def test_production_refuses_an_admin_cookie_over_plain_http() -> None:
 @pytest.mark.parametrize("minutes", [0, 24 * 60 + 1])
 def test_admin_session_minutes_are_bounded(minutes: int) -> None:
     assert "ADMIN_SESSION_MINUTES" in settings_error(admin_session_minutes=minutes)
+
+
+# --- weak settings (issue 7) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a" * 32,  # before: accepted (long enough, no entropy)
+        "a" * 64,
+        "password" * 4,
+        "changeme" * 8,
+        "ab" * 32,
+        "0123456" * 6,
+    ],
+)
+def test_production_refuses_a_low_entropy_key(key: str) -> None:
+    message = settings_error(environment="production", secret_key=key)
+    assert message.startswith("invalid configuration: SECRET_KEY is too weak for production")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("environment", ["production", "development", "test"])
+@pytest.mark.parametrize("key", ["", "   "])
+def test_an_empty_key_is_refused_everywhere(environment: str, key: str) -> None:
+    # Before: it started, then every login was a 500.
+    message = settings_error(environment=environment, secret_key=key)
+    assert "SECRET_KEY is empty" in message
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "0123456789abcdef" * 2,  # 32 hex digits: every one distinct
+        "kQ2x9-Vb_m3ZtR8pLw4nYc7sHd1gFj6A",
+        STRONG_KEY,
+    ],
+)
+def test_production_accepts_random_keys(key: str) -> None:
+    assert load_settings(environment="production", secret_key=key).environment == "production"
+
+
+def test_random_keys_always_pass_the_entropy_check() -> None:
+    import secrets
+
+    from catalog.hardening import check_secret_key
+
+    for _ in range(2000):
+        for key in (secrets.token_urlsafe(32), secrets.token_hex(32)):
+            check_secret_key(SecretStr(key), production=True)
+
+
+@pytest.mark.parametrize("email", ["admin", "admin@", "@example.com", "a b@example.com"])
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_a_first_superuser_email_that_is_not_an_email_is_refused(
+    email: str, environment: str
+) -> None:
+    message = settings_error(
+        environment=environment,
+        secret_key=STRONG_KEY,
+        first_superuser_email=email,
+        first_superuser_password="a-long-and-unusual-passphrase",
+    )
+    assert "FIRST_SUPERUSER_EMAIL is not an email address" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["changethis", "short-pw", "password123", "admin123", "aaaaaaaaaaaaaaa", "rootadmin1"],
+)
+def test_production_refuses_a_weak_first_superuser_password(password: str) -> None:
+    message = settings_error(
+        environment="production",
+        secret_key=STRONG_KEY,
+        first_superuser_email="rootadmin1@example.com",
+        first_superuser_password=password,
+    )
+    assert message.startswith("invalid configuration: FIRST_SUPERUSER_PASSWORD is too weak")
+
+
+def test_production_accepts_a_strong_first_superuser() -> None:
+    settings = load_settings(
+        environment="production",
+        secret_key=STRONG_KEY,
+        first_superuser_email="admin@example.com",
+        first_superuser_password="correct horse battery staple",
+    )
+    assert settings.first_superuser_email == "admin@example.com"
+
+
+def test_development_accepts_an_eight_character_first_superuser_password() -> None:
+    settings = load_settings(
+        first_superuser_email="a@example.com", first_superuser_password="password"
+    )
+    assert settings.first_superuser_password is not None
+
+
+@pytest.mark.parametrize("password", ["x", "x" * 129])
+def test_a_first_superuser_password_registration_would_refuse_is_refused(password: str) -> None:
+    # Before: the service started, then failed in its lifespan with a traceback.
+    message = settings_error(
+        first_superuser_email="a@example.com", first_superuser_password=password
+    )
+    assert "FIRST_SUPERUSER_PASSWORD must be 8 to 128 characters" in message
+
+
+# --- limits, headers and URLs (issue 7) ------------------------------------------------------
+
+
+def test_issue_7_defaults() -> None:
+    settings = load_settings()
+    assert (settings.max_tag_filters, settings.max_body_bytes) == (10, 1024 * 1024)
+    assert (settings.max_query_string_bytes, settings.max_query_params) == (16384, 50)
+    assert settings.password_hash_threads >= 1
+    assert settings.password_hash_queue == 16
+    assert (settings.login_max_failures, settings.login_max_failures_per_address) == (5, 50)
+    assert (settings.login_failure_window_seconds, settings.login_lockout_max_seconds) == (900, 900)
+    assert settings.public_base_url is None
+    assert settings.allowed_hosts == settings.cors_origins == settings.trusted_proxies == ()
+    assert settings.docs_enabled is True
+
+
+def test_lists_are_comma_separated_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_HOSTS", "api.example.com, *.example.org")
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com")
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.1,10.0.0.2")
+    monkeypatch.setenv("DOCS_ENABLED", "false")
+    settings = load_settings()
+    assert settings.allowed_hosts == ("api.example.com", "*.example.org")
+    assert settings.cors_origins == ("https://app.example.com",)
+    assert settings.trusted_proxies == ("10.0.0.1", "10.0.0.2")
+    assert settings.docs_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"max_tag_filters": 0}, "MAX_TAG_FILTERS"),
+        ({"max_tag_filters": 21}, "MAX_TAG_FILTERS"),
+        ({"max_body_bytes": 10}, "MAX_BODY_BYTES"),
+        ({"max_query_params": 1}, "MAX_QUERY_PARAMS"),
+        ({"password_hash_threads": 0}, "PASSWORD_HASH_THREADS"),
+        ({"login_max_failures": 0}, "LOGIN_MAX_FAILURES"),
+        ({"public_base_url": "ftp://x"}, "PUBLIC_BASE_URL"),
+        ({"public_base_url": "https://x.example/?a=1"}, "PUBLIC_BASE_URL"),
+    ],
+)
+def test_invalid_limits_name_the_variable(values: dict[str, object], variable: str) -> None:
+    assert variable in settings_error(**values)
+
+
+def test_public_base_url_loses_its_trailing_slash() -> None:
+    settings = load_settings(public_base_url="https://api.example.com/catalog/")
+    assert settings.public_base_url == "https://api.example.com/catalog"
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## The API")]
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table]
+    assert missing == []

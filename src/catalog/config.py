@@ -6,15 +6,23 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from catalog.hardening import check_first_superuser, check_secret_key
 
 DEFAULT_DATABASE_URL = "sqlite:///./catalog.db"
-# Keys that appear in tutorials and templates: never acceptable in production.
-_KNOWN_WEAK_KEYS = frozenset({"changethis", "secret", "secret-key", "changeme", "dev", "test"})
-MIN_SECRET_KEY_LENGTH = 32
+# A list setting is comma-separated text in the environment ("a.example,b.example").
+TextList = Annotated[tuple[str, ...], NoDecode]
+
+
+def comma_separated(value: object) -> object:
+    """ "a, b" -> ("a", "b"); other values (already lists, None) are left to validation."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class SettingsError(ValueError):
@@ -85,6 +93,52 @@ class Settings(BaseSettings):
     admin: bool = False
     admin_https_only: bool | None = None
     admin_session_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # --- bounded work per request (see README: "Limits") ---
+    # Each `tag` filter is one EXISTS semi-join; PostgreSQL's planning time and memory grow
+    # with every one (100 took 3.4 s and 230 MiB). 20 is the most that stays cheap.
+    max_tag_filters: int = Field(default=10, ge=1, le=20)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The longest legitimate list query (10 tags, `q`, a cursor, all percent-encoded
+    # 4-byte UTF-8) is about 11 kB.
+    max_query_string_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_query_params: int = Field(default=50, ge=10)
+    # Argon2 takes ~29 ms of a core: at most this many hashes run at once per worker, and
+    # at most `password_hash_queue` more wait; beyond that, 503 + Retry-After.
+    password_hash_threads: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=64
+    )
+    password_hash_queue: int = Field(default=16, ge=0, le=10_000)
+
+    # --- accounts ---
+    login_max_failures: int = Field(default=5, ge=1)  # per account, before back-off
+    login_max_failures_per_address: int = Field(default=50, ge=1)  # per client address
+    login_failure_window_seconds: int = Field(default=900, ge=1)  # idle time that resets
+    login_lockout_max_seconds: int = Field(default=900, ge=1)  # the longest back-off
+
+    # --- headers and URLs ---
+    public_base_url: str | None = None  # absolute Link targets; relative when unset
+    allowed_hosts: TextList = ()  # Host header values accepted; any when empty
+    cors_origins: TextList = ()  # origins allowed by CORS; none when empty
+    docs_enabled: bool = True  # /docs, /redoc and /openapi.json
+    # Peers whose X-Forwarded-For uvicorn believes (`catalog serve`); none by default.
+    trusted_proxies: TextList = ()
+
+    @field_validator("allowed_hosts", "cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return comma_separated(value)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("PUBLIC_BASE_URL must be an http(s) URL without a query")
+        return value.rstrip("/")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -103,20 +157,18 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if (self.first_superuser_email is None) != (self.first_superuser_password is None):
             raise ValueError("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD go together")
-        if self.environment != "production":
-            return self
-        if self.admin_https_only is False:
+        production = self.environment == "production"
+        if production and self.admin_https_only is False:
             raise ValueError(
                 "ADMIN_HTTPS_ONLY=false is refused when ENVIRONMENT=production: the admin "
                 "session cookie would be sent over plain HTTP"
             )
-        key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not key:
-            raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
-        if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in _KNOWN_WEAK_KEYS:
-            raise ValueError(
-                f"SECRET_KEY is too weak for production (use {MIN_SECRET_KEY_LENGTH}+ random "
-                "characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        check_secret_key(self.secret_key, production=production)
+        if self.first_superuser_email is not None and self.first_superuser_password is not None:
+            check_first_superuser(
+                self.first_superuser_email,
+                self.first_superuser_password.get_secret_value(),
+                production=production,
             )
         return self
 

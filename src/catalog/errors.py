@@ -52,3 +52,23 @@ class PreconditionRequiredError(CatalogError):
 
     def __init__(self, detail: str = "This write requires an If-Match header") -> None:
         super().__init__(detail)
+
+
+class RetryLaterError(CatalogError):
+    """The request may succeed later: answered with `Retry-After: retry_after` seconds."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+
+class TooManyRequestsError(RetryLaterError):
+    """The caller is being throttled (e.g. after repeated failed logins)."""
+
+    status_code = 429
+
+
+class ServiceUnavailableError(RetryLaterError):
+    """The service is saturated (e.g. the password hashing queue is full)."""
+
+    status_code = 503

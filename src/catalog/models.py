@@ -173,3 +173,22 @@ class IdempotencyKey(Base):
 
     def __repr__(self) -> str:
         return f"IdempotencyKey(scope={self.scope!r}, key={self.key!r})"
+
+
+class LoginFailure(Base):
+    """Recent failed logins of one account or one client address (login throttling).
+
+    `key` is a digest of the scope and the email or address, so the table never holds
+    what attackers typed and its rows have a fixed size. Shared by every worker and
+    process; rows idle longer than the failure window are purged.
+    """
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"LoginFailure(scope={self.scope!r}, failures={self.failures!r})"

@@ -8,6 +8,7 @@ validation pass.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -22,6 +23,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 from typing_extensions import TypedDict
@@ -51,7 +53,8 @@ def validation_message(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"])
-        parts.append(f"{field}: {item['msg']}" if field else str(item["msg"]))
+        message = str(item["msg"]).removeprefix("Value error, ")  # pydantic's, for ValueError
+        parts.append(f"{field}: {message}" if field else message)
     return "; ".join(parts)
 
 
@@ -92,17 +95,35 @@ TagNames = Annotated[list[TagName], Field(max_length=MAX_TAGS_PER_ITEM), AfterVa
 ItemName = Annotated[Text, StringConstraints(min_length=1, max_length=ITEM_NAME_MAX_LENGTH)]
 Description = Annotated[Text, StringConstraints(max_length=ITEM_DESCRIPTION_MAX_LENGTH)]
 # Money is exact: at most two decimals (more is an error, not a rounding), 0 <= p < 10^10.
+# A JSON number, or the same as plain decimal text ("9.99"); published with the standard
+# JSON Schema keywords (Pydantic would print its own `ge`, `lt`, `decimal_places`).
+PRICE_TEXT = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 Price = Annotated[
     Decimal,
-    BeforeValidator(lambda v: _reject_bool(v)),
+    BeforeValidator(lambda v: _number_or_decimal_text(v)),
     Field(ge=0, lt=PRICE_LIMIT, decimal_places=2, allow_inf_nan=False),
     PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMaximum": int(PRICE_LIMIT),
+                    "multipleOf": 0.01,
+                },
+                {"type": "string", "pattern": PRICE_TEXT},
+            ]
+        }
+    ),
 ]
 
 
-def _reject_bool(value: Any) -> Any:
+def _number_or_decimal_text(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("price must be a number")
+    if isinstance(value, str) and not re.fullmatch(PRICE_TEXT, value):
+        raise ValueError("price text must be digits with at most two decimals, e.g. 9.99")
     return value
 
 
@@ -110,9 +131,27 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+def _null_only_where_nullable(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The published schema of a `_Patch`: `null` only for the fields that accept it."""
+    nullable: frozenset[str] = getattr(model, "NULLABLE", frozenset())
+    for name, field in schema.get("properties", {}).items():
+        options = field.get("anyOf")
+        if name in nullable or not options or {"type": "null"} not in options:
+            continue
+        rest = [option for option in options if option != {"type": "null"}]
+        del field["anyOf"]
+        if len(rest) == 1:
+            field.update(rest[0])
+        else:
+            field["anyOf"] = rest
+
+
 class _Patch(_Input):
     """Partial update: absent fields stay; null is allowed only where `NULLABLE` says so."""
 
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=False, json_schema_extra=_null_only_where_nullable
+    )
     NULLABLE: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
@@ -139,7 +178,24 @@ class UserCreate(_Input):
 class UserUpdateMe(_Patch):
     full_name: FullName | None = None
     password: Password | None = None
+    # Required with `password`: a stolen token alone must not take the account over.
+    current_password: Annotated[str, StringConstraints(max_length=128)] | None = None
     NULLABLE: ClassVar[frozenset[str]] = frozenset({"full_name"})
+
+    @model_validator(mode="after")
+    def _current_password_with_password(self) -> UserUpdateMe:
+        if self.password is not None and self.current_password is None:
+            raise ValueError("current_password is required to change the password")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"current_password"})
+
+
+class PasswordReset(_Input):
+    """A new password set by an operator (`catalog users set-password`): no current one."""
+
+    password: Password
 
 
 class UserUpdate(_Patch):

@@ -7,23 +7,86 @@ import base64
 import hashlib
 import hmac
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import TypeVar
 
 import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+
+from catalog.errors import ServiceUnavailableError
+
+T = TypeVar("T")
+HASHING_BUSY = "Too many password checks in progress; retry shortly"
 
 ALGORITHM = "HS256"
 # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane). The library default takes 64 MiB
 # per hash: that alone put a worker past 140 MiB at its first login. Hashes made with
 # other parameters still verify (each hash records its own).
 _password_hash = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1),))
-# Hashing is CPU- and memory-bound: a few threads bound both under a burst of logins,
-# where the default thread pool would run dozens at once.
-_HASHING = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="argon2")
+
+
+class HashingPool:
+    """Where argon2 runs: `threads` hashes at once, at most `queue` more waiting.
+
+    Hashing is CPU- and memory-bound (~29 ms of a core each): unbounded, a burst of logins
+    saturates every core and everyone's reads slow down 100-fold. Past the bound the
+    caller gets ServiceUnavailableError (503 + Retry-After) at once, costing nothing.
+    """
+
+    def __init__(self, threads: int, queue: int) -> None:
+        self.threads, self.queue = threads, queue
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._admitted = 0  # running + waiting; touched only on the event loop's thread
+
+    @property
+    def admitted(self) -> int:
+        """Hashes running or waiting now."""
+        return self._admitted
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """`function(*args)` in a hashing thread, or ServiceUnavailableError when full."""
+        if self._admitted >= self.threads + self.queue:
+            # Waiting for one hash per free thread ahead of us, roughly: a second or so.
+            raise ServiceUnavailableError(HASHING_BUSY, retry_after=1)
+        loop = asyncio.get_running_loop()
+        self._admitted += 1
+        # Released when the hash finishes, not when the caller stops waiting: a cancelled
+        # request's hash still occupies its thread.
+        job: Future[T] = self._executor.submit(function, *args)
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        return await asyncio.wrap_future(job)
+
+    def _release(self) -> None:
+        self._admitted -= 1
+
+    def shutdown(self) -> None:
+        """Stop taking work; running hashes finish."""
+        self._executor.shutdown(wait=False)
+
+
+_pool = HashingPool(threads=max(1, (os.cpu_count() or 1) // 2), queue=16)
+
+
+def configure_hashing(threads: int, queue: int) -> HashingPool:
+    """Use a pool of this size from now on (a no-op if unchanged); returns the previous one."""
+    global _pool
+    previous = _pool
+    if (previous.threads, previous.queue) != (threads, queue):
+        _pool = HashingPool(threads, queue)
+    return previous
+
+
+def restore_hashing(pool: HashingPool) -> None:
+    """Go back to `pool` (as returned by `configure_hashing`)."""
+    global _pool
+    if _pool is not pool:
+        _pool.shutdown()
+        _pool = pool
 
 
 def hash_password(password: str) -> str:
@@ -60,14 +123,13 @@ def verify_password_or_dummy(password: str, hashed: str | None) -> bool:
 
 # Argon2 is deliberately slow (tens of ms): keep it off the event loop.
 async def hash_password_async(password: str) -> str:
-    """`hash_password` in the hashing threads."""
-    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
+    """`hash_password` in the hashing pool (ServiceUnavailableError when it is full)."""
+    return await _pool.run(hash_password, password)
 
 
 async def verify_password_or_dummy_async(password: str, hashed: str | None) -> bool:
-    """`verify_password_or_dummy` in the hashing threads."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_HASHING, verify_password_or_dummy, password, hashed)
+    """`verify_password_or_dummy` in the hashing pool (ServiceUnavailableError when full)."""
+    return await _pool.run(verify_password_or_dummy, password, hashed)
 
 
 def credential_stamp(hashed_password: str, key: str) -> str:

@@ -118,9 +118,8 @@ async def test_a_new_password_ends_the_admin_session(
     signed_in: Admin, superuser: Account, admin_http: httpx.AsyncClient
 ) -> None:
     assert (await signed_in.get("/admin/user/list")).status_code == 200
-    changed = await admin_http.patch(
-        "/users/me", json={"password": "another-password"}, headers=superuser.headers
-    )
+    body = {"password": "another-password", "current_password": superuser.password}
+    changed = await admin_http.patch("/users/me", json=body, headers=superuser.headers)
     assert changed.status_code == 200
     assert (await signed_in.get("/admin/user/list")).status_code == 302
 

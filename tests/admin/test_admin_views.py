@@ -344,8 +344,10 @@ async def test_admin_pages_forbid_framing_and_foreign_sources(signed_in: Admin) 
     assert "default-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
     assert page.headers["x-frame-options"] == "DENY"
+    assert len(page.headers.get_list("content-security-policy")) == 1  # its own, alone
     api = await signed_in.client.get("/health")
-    assert "content-security-policy" not in api.headers  # the API's answers are untouched
+    # The API's answers keep the API's policy, which allows nothing at all.
+    assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
 async def test_a_stale_edit_form_is_refused(signed_in: Admin, user: Account) -> None:

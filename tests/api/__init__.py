@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from tests.conftest import MakeUser
 
-__all__ = ["ITEM_FIELDS", "Fetch", "MakeUser", "bearer", "login"]
+__all__ = ["ITEM_FIELDS", "Fetch", "MakeUser", "asgi_client", "bearer", "login"]
 
 Fetch = Callable[..., Awaitable[list[Any]]]
 # The fields of an Item in every response, exactly.
@@ -37,3 +38,11 @@ async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.R
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header carrying `token`."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def asgi_client(
+    app: FastAPI, host: str = "test", address: tuple[str, int] = ("127.0.0.1", 123)
+) -> httpx.AsyncClient:
+    """An HTTP client for `app` in-process, as if from `address` to `http://host`."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=address)
+    return httpx.AsyncClient(transport=transport, base_url=f"http://{host}")

@@ -237,7 +237,9 @@ async def test_a_password_change_revokes_earlier_tokens(
 ) -> None:
     before = (await login(client, user.email, user.password)).json()["access_token"]
     changed = await client.patch(
-        "/users/me", json={"password": "a-brand-new-password"}, headers=bearer(before)
+        "/users/me",
+        json={"password": "a-brand-new-password", "current_password": user.password},
+        headers=bearer(before),
     )
     assert changed.status_code == 200
 

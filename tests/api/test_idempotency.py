@@ -49,7 +49,9 @@ async def test_the_same_key_for_another_request_is_refused(
     elsewhere = await client.post("/tags", json={"name": "x"}, headers=keyed(user, "k-2"))
 
     assert other.status_code == elsewhere.status_code == 422
-    assert other.json() == {"detail": "This Idempotency-Key was used for a different request"}
+    [issue] = other.json()["detail"]
+    assert issue["loc"] == ["header", "Idempotency-Key"]
+    assert issue["msg"] == "This Idempotency-Key was used for a different request"
     assert len(await fetch("SELECT id FROM items")) == 1
     assert await fetch("SELECT name FROM tags") == [("red",)]
 

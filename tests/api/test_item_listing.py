@@ -678,7 +678,8 @@ async def test_default_page_is_100_items_by_id(
 async def test_link_header_format(client: httpx.AsyncClient, catalog: Catalog) -> None:
     response = await client.get("/items", params={"limit": 2, "tag": ["red", "green"]})
     header = response.headers["link"]
-    assert re.fullmatch(r'<http://test/items\?[^>]+>; rel="next"', header), header
+    # A relative reference built from the route, never from the Host (see test_links.py).
+    assert re.fullmatch(r'</items\?[^>]+>; rel="next"', header), header
     query = parse_qs(urlsplit(links(response)["next"]).query)
     assert query["tag"] == ["red", "green"]  # filters carried over, repeatable ones too
     assert query["limit"] == ["2"]

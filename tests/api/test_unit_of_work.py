@@ -87,7 +87,11 @@ async def _post_tag(client: httpx.AsyncClient, user: Account, su: Account) -> ht
 
 
 async def _patch_me(client: httpx.AsyncClient, user: Account, su: Account) -> httpx.Response:
-    body = {"full_name": "Changed", "password": "another-password"}
+    body = {
+        "full_name": "Changed",
+        "password": "another-password",
+        "current_password": user.password,
+    }
     return await client.patch("/users/me", json=body, headers=user.headers)
 
 
@@ -295,7 +299,9 @@ async def test_a_new_password_works_on_the_very_next_request(
     client: httpx.AsyncClient, user: Account
 ) -> None:
     response = await client.patch(
-        "/users/me", json={"password": "next-password"}, headers=user.headers
+        "/users/me",
+        json={"password": "next-password", "current_password": user.password},
+        headers=user.headers,
     )
 
     assert response.status_code == 200

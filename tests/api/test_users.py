@@ -222,7 +222,9 @@ async def test_update_me_password_replaces_the_old_one(
     old_hash = (await _user_row(fetch, user.id)).hashed_password
 
     response = await client.patch(
-        "/users/me", json={"password": "brand-new-pass"}, headers=user.headers
+        "/users/me",
+        json={"password": "brand-new-pass", "current_password": user.password},
+        headers=user.headers,
     )
 
     assert response.status_code == 200

@@ -23,6 +23,7 @@ from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import AuthenticationError, CatalogError, PermissionDeniedError
 from catalog.security import TokenClaims, credential_stamp
 from catalog.services import users
+from catalog.services.login_throttle import LoginPolicy
 from catalog.services.users import Credentials, Principal
 
 SESSION_USER = "uid"
@@ -34,12 +35,13 @@ LOGIN_TEMPLATE = "sqladmin/login.html"
 async def check_credentials(
     request: Request, uow: UnitOfWork, email: str, password: str
 ) -> Credentials:
-    """The admin's login check, the API's own: the one place an admin login is verified.
-
-    Route it through the API's login throttle here; a `CatalogError` it raises (e.g. 429)
-    is shown on the login page with its status.
-    """
-    return await users.authenticate(uow, email, password)
+    """The admin's login check, the API's own: the one place an admin login is verified,
+    throttled like an API login (the same counters); a `CatalogError` it raises (e.g. 429)
+    is shown on the login page with its status."""
+    client = request.client
+    address = client.host if client is not None else "unknown"
+    policy: LoginPolicy = request.app.state.login_policy
+    return await users.authenticate(uow, email, password, address=address, policy=policy)
 
 
 def _field(form: Any, name: str) -> str:

@@ -11,17 +11,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
+from catalog.api.conditional import if_match
 from catalog.api.deadline import DeadlineMiddleware
+from catalog.api.deps import get_current_user, get_unit_of_work
 from catalog.api.errors import install_error_handlers
+from catalog.api.hosts import AllowedHostsMiddleware
+from catalog.api.idempotency import idempotency_key
+from catalog.api.limits import RequestLimitsMiddleware
+from catalog.api.methods import OptionsMiddleware, PathMethods, method_not_allowed_handler
 from catalog.api.middleware import RequestIdMiddleware
+from catalog.api.openapi import Documented, install_openapi
 from catalog.api.responses import ORJSONResponse
 from catalog.api.routes import auth, health, items, tags, users
+from catalog.api.security_headers import SecurityHeadersMiddleware
 from catalog.config import Settings, get_settings
 from catalog.cursors import CursorCodec
 from catalog.db.database import Database
 from catalog.logs import configure_logging
+from catalog.security import configure_hashing
 from catalog.services.idempotency import purge_expired
+from catalog.services.login_throttle import LoginPolicy
 from catalog.services.users import ensure_first_superuser
 
 logger = logging.getLogger("catalog.api")
@@ -84,25 +95,32 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if owns_database:
                 await db.dispose()
 
+    docs = settings.docs_enabled
     app = FastAPI(
         title="Catalog",
         version="0.1.0",
         summary="Users, the items they own, and the tags on those items.",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        # Its redirect would be built from the Host header; paths have one spelling.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.signing_key = signing_key
     app.state.cursor_codec = CursorCodec(signing_key)
+    app.state.login_policy = LoginPolicy(
+        max_failures=settings.login_max_failures,
+        max_failures_per_address=settings.login_max_failures_per_address,
+        window_seconds=settings.login_failure_window_seconds,
+        max_block_seconds=settings.login_lockout_max_seconds,
+    )
+    configure_hashing(settings.password_hash_threads, settings.password_hash_queue)
     if database is not None:  # usable before startup, e.g. by ASGI test clients
         app.state.database = database
-    # Added innermost first: the request id wraps everything, the deadline the app.
-    app.add_middleware(
-        DeadlineMiddleware,
-        timeout=settings.request_timeout,
-        retry_after=settings.retry_after_seconds,
-    )
-    app.add_middleware(RequestIdMiddleware)
+    _add_middleware(app, settings)
     install_error_handlers(app)
     # Routers are matched in order (FastAPI keeps included routers nested): hottest first.
     for module in (items, tags, users, auth, health):
@@ -111,4 +129,63 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         from catalog.admin import mount_admin  # sqladmin is imported only when it is on
 
         mount_admin(app, settings)
+    install_openapi(
+        app,
+        Documented(
+            authentication=get_current_user,
+            database=get_unit_of_work,
+            if_match=if_match,
+            idempotency_key=idempotency_key,
+        ),
+    )
     return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Pure-ASGI middleware, innermost first (each `add_middleware` wraps the previous)."""
+    methods = PathMethods(lambda: app.routes)
+    app.add_exception_handler(405, method_not_allowed_handler(methods))
+    # Every request ends: its deadline, and its cancellation when the client leaves.
+    app.add_middleware(
+        DeadlineMiddleware,
+        timeout=settings.request_timeout,
+        retry_after=settings.retry_after_seconds,
+    )
+    app.add_middleware(OptionsMiddleware, methods=methods)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_query_string_bytes=settings.max_query_string_bytes,
+        max_params=settings.max_query_params,
+    )
+    if settings.allowed_hosts:
+        app.add_middleware(AllowedHostsMiddleware, allowed=settings.allowed_hosts)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+            ],
+            expose_headers=[
+                "Link",
+                "X-Total-Count",
+                "X-Request-ID",
+                "Retry-After",
+                "ETag",
+                "Location",
+                "Idempotent-Replayed",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(RequestIdMiddleware)
+    # Outermost: even the last-resort 500 carries the security headers.
+    docs_paths = ("/docs", "/docs/oauth2-redirect", "/redoc") if settings.docs_enabled else ()
+    own = ("/admin",) if settings.admin else ()  # the admin UI sets its own policy
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths, own_policy_prefixes=own)

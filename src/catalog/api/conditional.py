@@ -10,6 +10,7 @@ REQUIRE_IF_MATCH, writes without `If-Match` are refused with 428.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header
@@ -96,13 +97,16 @@ IfMatch = Annotated[str | None, Depends(if_match)]
 
 
 def versioned_response(
-    resource: Versioned[Any], resource_id: int, status_code: int = 200, **headers: str
+    resource: Versioned[Any],
+    resource_id: int,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """The resource as JSON with its ETag."""
+    """The resource as JSON with its ETag (and `headers`)."""
     return json_response(
         resource.value,
         status_code=status_code,
-        headers={"ETag": etag(resource_id, resource.version), **headers},
+        headers={"ETag": etag(resource_id, resource.version), **(headers or {})},
     )
 
 

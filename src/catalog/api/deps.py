@@ -21,6 +21,7 @@ from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import AuthenticationError, PermissionDeniedError
 from catalog.models import MAX_ID
 from catalog.security import decode_access_token
+from catalog.services.login_throttle import LoginPolicy
 from catalog.services.users import INVALID_TOKEN, AuthenticatedUser, current_user
 
 MAX_PAGE_SIZE = 100
@@ -47,7 +48,22 @@ async def get_signing_key(request: Request) -> str:
     return key
 
 
+async def get_login_policy(request: Request) -> LoginPolicy:
+    """The login throttling policy, built once from the settings."""
+    policy: LoginPolicy = request.app.state.login_policy
+    return policy
+
+
+async def get_client_address(request: Request) -> str:
+    """The client's address as the server saw it: the ASGI peer. Behind a proxy, uvicorn
+    sets it from X-Forwarded-For only for TRUSTED_PROXIES (`catalog serve`)."""
+    client = request.client
+    return client.host if client is not None else "unknown"
+
+
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
+LoginPolicyDep = Annotated[LoginPolicy, Depends(get_login_policy)]
+ClientAddressDep = Annotated[str, Depends(get_client_address)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SigningKeyDep = Annotated[str, Depends(get_signing_key)]
 

@@ -1,10 +1,11 @@
 """How errors become responses: domain errors, database conflicts and outages, invalid
 requests.
 
-Every error body is `{"detail": ...}`. Validation errors echo the client's input, which
-is made encodable first (`json_safe`). A database that is unavailable (db/errors.py) is a
-503 with Retry-After, logged as one line per second at most, never a traceback per
-request; any other database error is a bug and stays a 500.
+Every error body is `{"detail": ...}`. Validation errors echo the client's input, made
+encodable first (`json_safe`) and bounded (`bounded_errors`): a 422 never grows with the
+size of the request or with its number of unknown fields. A database that is unavailable
+(db/errors.py) is a 503 with Retry-After, logged as one line per second at most, never a
+traceback per request; any other database error is a bug and stays a 500.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,9 +24,13 @@ from starlette.responses import Response
 
 from catalog.api.responses import json_response
 from catalog.db.errors import DATABASE_ERRORS, is_unavailable
-from catalog.errors import AuthenticationError, CatalogError
+from catalog.errors import AuthenticationError, CatalogError, RetryLaterError
 
 logger = logging.getLogger("catalog.api")
+# At most this many errors are listed, and echoed input is cut to this many characters.
+MAX_LISTED_ERRORS = 20
+MAX_ECHOED_CHARACTERS = 100
+_CUT = "..."
 
 
 def json_safe(value: Any) -> Any:
@@ -43,9 +49,58 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def bounded_input(value: Any) -> Any:
+    """Echoed input, cut short: long text truncated, containers summarized past the bound."""
+    if isinstance(value, str | bytes):
+        text = value if isinstance(value, str) else value.decode("utf-8", "backslashreplace")
+        return text if len(text) <= MAX_ECHOED_CHARACTERS else text[:MAX_ECHOED_CHARACTERS] + _CUT
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -(2**63) <= value < 2**64 else bounded_input(_int_text(value))
+    if isinstance(value, dict | list | tuple):
+        # A container is echoed only when small; a whole request body never is.
+        small = len(value) <= 10 and len(repr(value)) <= MAX_ECHOED_CHARACTERS
+        if small:
+            if isinstance(value, dict):
+                return {bounded_input(k): bounded_input(v) for k, v in value.items()}
+            return [bounded_input(v) for v in value]
+        kind = "object" if isinstance(value, dict) else "array"
+        return f"({kind} of {len(value)} {'members' if kind == 'object' else 'elements'})"
+    return value
+
+
+def _int_text(value: int) -> str:
+    # str() of a huge int is quadratic and refused past 4,300 digits: say how big it is.
+    digits = int(value.bit_length() * 0.30103) + 1
+    return f"(integer of about {digits} digits)"
+
+
+def bounded_errors(errors: Sequence[Any]) -> list[Any]:
+    """At most MAX_LISTED_ERRORS validation errors, each with its input bounded."""
+    listed = []
+    for error in errors[:MAX_LISTED_ERRORS]:
+        item = dict(error)
+        if "input" in item:
+            item["input"] = bounded_input(item["input"])
+        item.pop("url", None)
+        listed.append(item)
+    if len(errors) > MAX_LISTED_ERRORS:
+        listed.append(
+            {
+                "type": "too_many_errors",
+                "loc": [],
+                "msg": f"{len(errors) - MAX_LISTED_ERRORS} more errors not listed",
+            }
+        )
+    return listed
+
+
 def _catalog_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, CatalogError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None
+    headers: dict[str, str] = {}
+    if isinstance(error, AuthenticationError):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, RetryLaterError):
+        headers["Retry-After"] = str(error.retry_after)
     return json_response({"detail": error.detail}, status_code=error.status_code, headers=headers)
 
 
@@ -58,7 +113,7 @@ def _integrity_error(request: Request, error: Exception) -> Response:
 
 def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
-    detail = json_safe(jsonable_encoder(error.errors()))
+    detail = json_safe(jsonable_encoder(bounded_errors(error.errors())))
     return json_response({"detail": detail}, status_code=422)
 
 

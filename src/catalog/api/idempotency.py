@@ -23,21 +23,12 @@ from catalog.services import idempotency
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as header values travel
 REPLAYED_HEADER = "Idempotent-Replayed"
 ANONYMOUS = "anonymous"
-# OpenAPI: what a POST that takes an Idempotency-Key may answer besides its own statuses.
-IDEMPOTENT: dict[int | str, dict[str, Any]] = {
-    409: {"description": "A request with this Idempotency-Key is still in progress"},
-    422: {"description": "Invalid input, or an Idempotency-Key used for another request"},
-    201: {
-        "headers": {
-            REPLAYED_HEADER: {
-                "description": "`true` when this is the stored response of an earlier request "
-                "with the same Idempotency-Key",
-                "schema": {"type": "string"},
-            }
-        }
-    },
-}
 _KEPT_HEADERS = ("etag", "location")  # what a replay repeats besides the body
+
+
+def _header_error(key: str, message: str) -> RequestValidationError:
+    issue = {"type": "value_error", "loc": ("header", "Idempotency-Key"), "msg": message}
+    return RequestValidationError([issue | {"input": key[:64]}])
 
 
 async def idempotency_key(
@@ -55,16 +46,7 @@ async def idempotency_key(
 ) -> str | None:
     """The Idempotency-Key header, validated (422 if malformed)."""
     if key is not None and not _KEY.fullmatch(key):
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("header", "Idempotency-Key"),
-                    "msg": "must be 1 to 255 visible ASCII characters",
-                    "input": key[:64],
-                }
-            ]
-        )
+        raise _header_error(key, "must be 1 to 255 visible ASCII characters")
     return key
 
 
@@ -86,7 +68,11 @@ async def respond_once(
     settings = request.app.state.settings
     digest = idempotency.fingerprint(request.method, request.url.path, body)
     ttl = timedelta(hours=settings.idempotency_key_ttl_hours)
-    stored = await idempotency.claim(uow, scope, key, digest, ttl)
+    try:
+        stored = await idempotency.claim(uow, scope, key, digest, ttl)
+    except idempotency.IdempotencyKeyReusedError as error:
+        # A 422 like every other: the list of what is wrong with the request.
+        raise _header_error(key, error.detail) from None
     if stored is not None:
         return Response(
             stored.body,

@@ -3,21 +3,27 @@
 Parameters are validated here (422 naming the parameter); cursors are decoded and
 checked against the endpoint, sort and filters they are presented with; responses
 carry `Link: <...>; rel="next"` while more rows exist and `X-Total-Count` on request.
+
+The next link is built from the endpoint and the parsed parameters, percent-encoded
+(RFC 3986), never from the request's URL or Host: a relative reference (RFC 8288 allows
+them), or absolute under PUBLIC_BASE_URL when configured.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from starlette.responses import Response
 
-from catalog.api.deps import MAX_PAGE_SIZE, MAX_SKIP
+from catalog.api.deps import MAX_PAGE_SIZE, MAX_SKIP, SettingsDep
 from catalog.api.responses import json_response
 from catalog.cursors import CursorCodec, InvalidCursorError
 from catalog.pagination import InvalidSortError, SortKey, parse_sort
@@ -25,14 +31,25 @@ from catalog.schemas import Text, normalize_tag_name
 from catalog.services.item_listing import ITEM_SORT_FIELDS, ItemFilters, ItemListQuery, ItemPage
 
 MAX_QUERY_LENGTH = 200
+# The longest cursor the service issues is about 1.4 kB (a 200-character name of 4-byte
+# characters, base64-encoded, with a timestamp and a price).
+MAX_CURSOR_LENGTH = 2048
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "headers": {
-            "Link": {"description": 'Next page: `<url>; rel="next"` (absent on the last page)'},
-            "X-Total-Count": {"description": "Matching rows, with count=true only"},
+            "Link": {
+                "description": 'Next page: `<url>; rel="next"` (absent on the last page)',
+                "schema": {"type": "string"},
+            },
+            "X-Total-Count": {
+                "description": "Matching rows, with count=true only",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
         }
     }
 }
+# ISO 8601 date-times only: Pydantic alone also takes numbers as Unix times ("0.5").
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}([Tt ].*)?")
 
 
 def _invalid(parameter: str, message: str, value: Any) -> RequestValidationError:
@@ -51,11 +68,17 @@ def _as_utc(value: datetime | None) -> datetime | None:
         raise ValueError("timestamp is out of range in UTC") from None
 
 
+def _iso_8601(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_8601.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
 def _tag_names(values: list[str]) -> list[str]:
     return [normalize_tag_name(v) for v in values]
 
 
-UTCDateTime = Annotated[datetime | None, AfterValidator(_as_utc)]
+UTCDateTime = Annotated[datetime | None, BeforeValidator(_iso_8601), AfterValidator(_as_utc)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +92,7 @@ class ItemListParams:
     cursor: str | None
     count: bool
     codec: CursorCodec
+    base_url: str  # what the next link's path is appended to: PUBLIC_BASE_URL or root path
 
     def bind(self, endpoint: str) -> ItemListing:
         """These parameters on one endpoint ("items", "users/7"...): what cursors bind to."""
@@ -116,15 +140,46 @@ class ItemListing:
         if page.next_key is not None:
             params = self.params
             token = params.codec.encode(self.scope, params.sort, ITEM_SORT_FIELDS, page.next_key)
-            headers["Link"] = f'<{_next_page_url(request, token)}>; rel="next"'
+            headers["Link"] = f'<{self.next_page_url(request, token)}>; rel="next"'
         if page.total is not None:
             headers["X-Total-Count"] = str(page.total)
         return json_response(page.items, headers=headers)
 
+    def next_page_url(self, request: Request, cursor: str) -> str:
+        """The same list after `cursor`: the route and the parameters, percent-encoded."""
+        params = self.params
+        filters = params.filters
+        pairs: list[tuple[str, str]] = [] if filters.q is None else [("q", filters.q)]
+        pairs += [("tag", tag) for tag in filters.tags]
+        for name in _SCALAR_FILTERS:
+            value = getattr(filters, name)
+            if value is not None:
+                pairs.append((name, _query_value(value)))
+        pairs += [("sort", params.sort.canonical), ("limit", str(params.limit))]
+        if params.count:
+            pairs.append(("count", "true"))
+        pairs.append(("cursor", cursor))
+        values = {name: quote(str(v), safe="") for name, v in request.path_params.items()}
+        path = request.scope["route"].path_format.format(**values)
+        return f"{params.base_url}{path}?{urlencode(pairs, quote_via=quote, safe='')}"
 
-def _next_page_url(request: Request, cursor: str) -> str:
-    """The same list after `cursor`."""
-    return str(request.url.remove_query_params("skip").include_query_params(cursor=cursor))
+
+_SCALAR_FILTERS = (
+    "owner_id",
+    "is_active",
+    "min_price",
+    "max_price",
+    "created_after",
+    "created_before",
+)
+
+
+def _query_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 async def get_cursor_codec(request: Request) -> CursorCodec:
@@ -134,13 +189,15 @@ async def get_cursor_codec(request: Request) -> CursorCodec:
 
 
 async def item_list_params(
+    request: Request,
+    settings: SettingsDep,
     q: Annotated[
         Text | None,
         Query(max_length=MAX_QUERY_LENGTH, description="Case-insensitive name substring"),
     ] = None,
     tag: Annotated[
         list[str],
-        Query(description="Items carrying every given tag (repeatable)"),
+        Query(description="Items carrying every given tag (repeatable, at most MAX_TAG_FILTERS)"),
         AfterValidator(_tag_names),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
     owner_id: Annotated[int | None, Query()] = None,
@@ -154,11 +211,19 @@ async def item_list_params(
     ] = "id",
     skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Rows to skip")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
-    cursor: Annotated[str | None, Query(description="From a Link rel=next header")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="From a Link rel=next header"),
+    ] = None,
     count: Annotated[bool, Query(description="Send X-Total-Count")] = False,
     codec: CursorCodec = Depends(get_cursor_codec),
 ) -> ItemListParams:
     """The list query parameters (async: FastAPI runs sync dependencies in a thread)."""
+    if len(tag) > settings.max_tag_filters:
+        # Each tag is a semi-join: their number bounds the statement's cost.
+        message = f"at most {settings.max_tag_filters} tag filters"
+        raise _invalid("tag", message, f"{len(tag)} tags")
+    base_url = (settings.public_base_url or request.scope.get("root_path", "")).rstrip("/")
     filters = ItemFilters(
         q=q,
         tags=tuple(tag),
@@ -173,7 +238,7 @@ async def item_list_params(
         sort_key = parse_sort(sort, ITEM_SORT_FIELDS)
     except InvalidSortError as error:
         raise _invalid("sort", str(error), sort) from None
-    return ItemListParams(filters, sort_key, skip, limit, cursor, count, codec)
+    return ItemListParams(filters, sort_key, skip, limit, cursor, count, codec, base_url)
 
 
 ItemListDep = Annotated[ItemListParams, Depends(item_list_params)]

@@ -6,8 +6,11 @@ from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message
 
 _OPTIONS = orjson.OPT_UTC_Z
+# Tokens and account data must not be kept by any cache (RFC 6749 section 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class ORJSONResponse(JSONResponse):
@@ -32,3 +35,21 @@ def json_response(
 def no_content() -> Response:
     """204 with an empty body."""
     return Response(status_code=204)
+
+
+def json_error_messages(status: int, detail: Any) -> tuple[Message, Message]:
+    """The ASGI messages of `{"detail": detail}` with `status`, closing the connection.
+
+    For middleware that answers before the app runs (built once, sent as copies).
+    """
+    body = orjson.dumps({"detail": detail})
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}

@@ -66,6 +66,11 @@ def serve(
         # In-flight requests get this long after SIGTERM; then they are cancelled, which
         # rolls back their units of work, and the process exits.
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        server_header=False,  # no banner naming the server software
+        # X-Forwarded-For is believed only from TRUSTED_PROXIES (uvicorn would trust
+        # 127.0.0.1 by default); it is the client address login throttling counts.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
     )
 
 

@@ -20,10 +20,10 @@ from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import ConflictError
 from catalog.schemas import (
     Email,
+    PasswordReset,
     UserCreate,
     UserRead,
     UserUpdate,
-    UserUpdateMe,
     validation_message,
 )
 from catalog.services import users
@@ -89,7 +89,7 @@ def set_password(email: EmailArgument, password_stdin: PasswordStdin = False) ->
     address = _email(email)
     password = _read_password(password_stdin)
     try:
-        changes = UserUpdateMe(password=password).changes()
+        changes = PasswordReset(password=password).model_dump()
     except ValidationError as error:
         fail(validation_message(error), USAGE_ERROR)
     _update(address, changes)

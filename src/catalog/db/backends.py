@@ -17,6 +17,7 @@ here is how statements are *run* and what the engine can do in one statement:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -59,11 +60,13 @@ class Backend:
         params: Mapping[str, Any],
         *,
         retry_lost: bool = False,
+        writes: bool = False,
     ) -> Sequence[Row]:
         """All rows of `query`, run on its own outside any transaction.
 
         `retry_lost`: run it once more on a fresh connection if the connection turns out
-        to be gone (for reads, which are always safe to repeat).
+        to be gone (for reads, which are always safe to repeat). `writes`: the statement
+        changes data (if it is cut off, its cancellation must reach the server).
         """
         async with engine.connect() as connection:
             await connection.execution_options(**AUTOCOMMIT)
@@ -146,6 +149,7 @@ class PostgreSQL(Backend):
         params: Mapping[str, Any],
         *,
         retry_lost: bool = False,
+        writes: bool = False,
     ) -> Sequence[Row]:
         # Straight on the pool's asyncpg connection: no BEGIN/COMMIT around one statement,
         # no result-processing layer, asyncpg's own prepared-statement cache. Parameters
@@ -155,15 +159,30 @@ class PostgreSQL(Backend):
         for attempt in (1, 2):
             pooled = await engine.raw_connection()
             driver: Any = pooled.driver_connection
+            handed_off = False
             try:
                 records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
                 return records
+            except asyncio.CancelledError:
+                # Cut off mid-statement (client gone, deadline). asyncpg is now asking the
+                # server to cancel the statement; until the server has, the connection is
+                # busy. Closing it now would drop that request, and a statement waiting on
+                # a lock would still run, and commit, once the lock goes.
+                settled = _after_cancellation(pooled, driver)
+                handed_off = True
+                if writes:
+                    # A write finishes once the server has the cancellation (whoever cut it
+                    # off may release a lock right after), but never waits long for a
+                    # server that cannot answer: the settling goes on in the background.
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait({settled}, timeout=CANCEL_DELIVERY_SECONDS)
+                raise
             except BaseException as error:
                 if _suspect(error):
-                    # Cut off mid-statement, timed out, lost, terminated: the connection may
-                    # be half-closed or mid-protocol; never hand it to another request.
-                    # Synchronous (asyncpg's terminate): a second cancellation cannot
-                    # interrupt it and let the connection go back to the pool.
+                    # Timed out, lost, terminated: the connection may be half-closed or
+                    # mid-protocol; never hand it to another request. Synchronous
+                    # (asyncpg's terminate): nothing can interrupt it and let the connection
+                    # go back to the pool.
                     pooled.invalidate()
                 if isinstance(error, CONNECTION_LOST) and not isinstance(error, TimeoutError):
                     if retry_lost and attempt == 1:
@@ -174,9 +193,34 @@ class PostgreSQL(Backend):
                     raise
                 raise translated from error
             finally:
-                # Shielded: the connection goes back to the pool even if we are cancelled.
-                await asyncio.shield(greenlet_spawn(pooled.close))
+                if not handed_off:
+                    # Shielded: the connection goes back to the pool even if we are cancelled.
+                    await asyncio.shield(greenlet_spawn(pooled.close))
         raise AssertionError("unreachable")
+
+
+CANCEL_WAIT_SECONDS = 5.0  # for the server to acknowledge, before the connection is dropped
+CANCEL_DELIVERY_SECONDS = 0.5  # what a cancelled request waits for that, at most
+_settling: set[asyncio.Task[None]] = set()  # strong references to the tasks below
+
+
+def _after_cancellation(pooled: Any, driver: Any) -> asyncio.Task[None]:
+    """Return a connection to the pool once asyncpg's cancellation of its statement has
+    reached the server and been acknowledged; discard it if that does not happen soon."""
+
+    async def settle() -> None:
+        # asyncpg keeps its in-flight CancelRequests in `_cancellations` (no public API).
+        pending = [t for t in getattr(driver, "_cancellations", ()) if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=CANCEL_WAIT_SECONDS)
+        if any(not t.done() for t in pending) or driver.is_closed():
+            pooled.invalidate()
+        await greenlet_spawn(pooled.close)
+
+    task = asyncio.get_running_loop().create_task(settle())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+    return task
 
 
 def _suspect(error: BaseException) -> bool:

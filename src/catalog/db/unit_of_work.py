@@ -80,7 +80,7 @@ class UnitOfWork:
         otherwise (SQLite, or a transaction already open) inside the unit's transaction.
         """
         if self._session is None and self.backend.autocommit_writes:
-            rows = await self.backend.fetch(self._database.engine, query, params)
+            rows = await self.backend.fetch(self._database.engine, query, params, writes=True)
             return rows[0] if rows else None
         result = await self._execute(await self.session(), query, params)
         return result.mappings().first() if result.returns_rows else None

@@ -34,6 +34,7 @@ from catalog.security import (
     stamp_matches,
     verify_password_or_dummy_async,
 )
+from catalog.services.login_throttle import LoginAttempt, LoginPolicy
 from catalog.services.versions import (
     MAX_EXPECTED_VERSIONS,
     Expected,
@@ -46,6 +47,9 @@ USER_NOT_FOUND = "User not found"
 INVALID_TOKEN = "Could not validate credentials"
 INVALID_LOGIN = "Incorrect email or password"
 INACTIVE = "Inactive user"
+WRONG_CURRENT_PASSWORD = "Current password is incorrect"
+SELF_DELETE = "A superuser cannot delete their own account (another superuser can)"
+SELF_DEMOTE = "A superuser cannot remove their own superuser or active flag (another can)"
 
 USER_COLUMNS = (
     User.id,
@@ -107,6 +111,7 @@ _TOKEN_USER = CompiledQuery(select(*USER_COLUMNS, User.hashed_password).where(_b
 _LOGIN = CompiledQuery(
     select(User.id, User.hashed_password, User.is_active).where(User.email == bindparam("email"))
 )
+_PASSWORD = CompiledQuery(select(User.email, User.hashed_password).where(_by_id()))
 _ID_BY_EMAIL = CompiledQuery(select(User.id).where(User.email == bindparam("email")))
 _PAGE = CompiledQuery(
     select(*USER_COLUMNS).order_by(User.id).offset(bindparam("skip")).limit(bindparam("limit"))
@@ -235,31 +240,84 @@ async def current_user(uow: UnitOfWork, claims: TokenClaims, key: str) -> Authen
     )
 
 
-async def authenticate(uow: UnitOfWork, email: str, password: str) -> Credentials:
-    """The account these credentials belong to.
+async def authenticate(
+    uow: UnitOfWork, email: str, password: str, *, address: str, policy: LoginPolicy
+) -> Credentials:
+    """The account these credentials belong to, tried from client `address`.
 
     AuthenticationError for a wrong email or password (indistinguishable, in answer and
-    in time); PermissionDeniedError for a correct password on a deactivated account.
+    in time); PermissionDeniedError for a correct password on a deactivated account;
+    TooManyRequestsError while the account or the address is throttled (`login_throttle`).
     """
     email = email.strip().lower()
+    attempt = LoginAttempt(policy, email, address)
+    await attempt.check(uow)
     if not (is_storable_text(email) and is_storable_text(password)):
         # No stored account can match, and neither value can be sent to the database.
+        await attempt.failed(uow)
         raise AuthenticationError(INVALID_LOGIN)
     row = await uow.fetch_one(_LOGIN, email=email)
     hashed = row["hashed_password"] if row is not None else None
     if not await verify_password_or_dummy_async(password, hashed) or row is None:
+        await attempt.failed(uow)
         raise AuthenticationError(INVALID_LOGIN)
+    await attempt.succeeded(uow)
     if not row["is_active"]:
         raise PermissionDeniedError(INACTIVE)
     return Credentials(row["id"], row["hashed_password"])
 
 
+async def update_own_account(
+    uow: UnitOfWork,
+    user_id: int,
+    changes: Mapping[str, Any],
+    *,
+    current_password: str | None,
+    address: str,
+    policy: LoginPolicy,
+    expected: Expected = None,
+) -> Versioned[UserRead]:
+    """The caller's own changes; a new `password` needs the current one (a stolen token
+    alone must not take the account over), checked and throttled like a login."""
+    if "password" in changes:
+        row = await uow.fetch_one(_PASSWORD, user_id=user_id)
+        if row is None:
+            raise NotFoundError(USER_NOT_FOUND)
+        attempt = LoginAttempt(policy, row["email"], address)
+        await attempt.check(uow)
+        given = current_password or ""
+        if not (
+            is_storable_text(given)
+            and await verify_password_or_dummy_async(given, row["hashed_password"])
+        ):
+            await attempt.failed(uow)
+            raise PermissionDeniedError(WRONG_CURRENT_PASSWORD)
+        await attempt.succeeded(uow)
+    return await update_user(uow, user_id, changes, expected=expected)
+
+
+def _is_self_as_superuser(actor: Principal | None, user_id: int) -> bool:
+    return actor is not None and actor.is_superuser and actor.id == user_id
+
+
 async def update_user(
-    uow: UnitOfWork, user_id: int, changes: Mapping[str, Any], *, expected: Expected = None
+    uow: UnitOfWork,
+    user_id: int,
+    changes: Mapping[str, Any],
+    *,
+    actor: Principal | None = None,
+    expected: Expected = None,
 ) -> Versioned[UserRead]:
     """Apply validated field changes (if the account is at one of the `expected` versions,
     when given); a `password` is stored as a new hash, which revokes the account's earlier
-    tokens. The version moves on every update."""
+    tokens. The version moves on every update.
+
+    A superuser `actor` cannot clear their own superuser or active flag (ConflictError):
+    the last superuser could otherwise leave nobody able to administer the service.
+    """
+    demoting = changes.get("is_superuser") is False or changes.get("is_active") is False
+    if demoting and _is_self_as_superuser(actor, user_id):
+        raise ConflictError(SELF_DEMOTE)
     if not is_valid_id(user_id):
         raise NotFoundError(USER_NOT_FOUND)
     values = dict(changes)
@@ -274,9 +332,16 @@ async def update_user(
     return Versioned(to_user_read(row), row["version"])
 
 
-async def delete_user(uow: UnitOfWork, user_id: int, *, expected: Expected = None) -> None:
+async def delete_user(
+    uow: UnitOfWork, user_id: int, *, actor: Principal | None = None, expected: Expected = None
+) -> None:
     """Delete an account (at an `expected` version, when given); the database cascades the
-    delete to its items."""
+    delete to its items.
+
+    A superuser `actor` cannot delete themselves (ConflictError), for the reason above.
+    """
+    if _is_self_as_superuser(actor, user_id):
+        raise ConflictError(SELF_DELETE)
     if not is_valid_id(user_id):
         raise NotFoundError(USER_NOT_FOUND)
     params = expected_params(expected)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from catalog.api.deps import SettingsDep, UnitOfWorkDep
 from catalog.api.errors import unavailable_response
+from catalog.api.openapi import errors
 from catalog.api.responses import json_response
 from catalog.schemas import Health
 from catalog.services.health import ping
@@ -28,7 +29,7 @@ async def health() -> Response:
 @router.get(
     "/health/ready",
     response_model=Health,
-    responses={503: {"description": "The database does not answer"}},
+    responses=errors((503, "The database does not answer")),
 )
 async def ready(uow: UnitOfWorkDep, settings: SettingsDep) -> Response:
     """The database answers a trivial query within a short timeout."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
@@ -16,20 +14,17 @@ from catalog.api.conditional import (
     versioned_response,
 )
 from catalog.api.deps import CurrentUser, UnitOfWorkDep
-from catalog.api.idempotency import IDEMPOTENT, IdempotencyKey, respond_once
+from catalog.api.idempotency import IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
+from catalog.api.openapi import errors
 from catalog.api.responses import no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
 from catalog.services import item_listing, items
 
 router = APIRouter(prefix="/items", tags=["items"])
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Item not found"}}
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not authenticated"},
-    403: {"description": "Not the owner, or inactive"},
-    **_NOT_FOUND,
-}
+_NOT_FOUND = errors((404, "Item not found"))
+_WRITE_ERRORS = errors((403, "Not the owner, or inactive"), (404, "Item not found"))
 
 
 @router.get("", response_model=list[ItemRead], responses=LIST_RESPONSES)
@@ -39,7 +34,7 @@ async def list_items(request: Request, uow: UnitOfWorkDep, params: ItemListDep) 
     return listing.response(request, await item_listing.list_items(uow, listing.query()))
 
 
-@router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED, responses=IDEMPOTENT)
+@router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)
 async def create_item(
     request: Request,
     data: ItemCreate,
@@ -52,7 +47,7 @@ async def create_item(
     async def write() -> Response:
         item = await items.create_item(uow, caller, data)
         item_id = item.value["id"]
-        return versioned_response(item, item_id, 201, Location=f"/items/{item_id}")
+        return versioned_response(item, item_id, 201, {"Location": f"/items/{item_id}"})
 
     body = data.model_dump(mode="json")
     return await respond_once(request, uow, key, scope=caller.scope, body=body, write=write)
@@ -81,6 +76,7 @@ router.put(
     "/{item_id}",
     response_model=ItemRead,
     responses=_WRITE_ERRORS,
+    name="update_item",
     summary="Update Item",
     description="Change the given fields only; `tags` replaces the tag set.",
 )(_update)
@@ -88,6 +84,7 @@ router.patch(
     "/{item_id}",
     response_model=ItemRead,
     responses=_WRITE_ERRORS,
+    name="patch_item",
     summary="Patch Item",
     description="Same as PUT: change the given fields only.",
 )(_update)

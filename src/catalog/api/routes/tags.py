@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
 from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
-from catalog.api.idempotency import IDEMPOTENT, IdempotencyKey, respond_once
+from catalog.api.idempotency import IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
+from catalog.api.openapi import errors
 from catalog.api.responses import json_response, no_content
 from catalog.errors import NotFoundError
 from catalog.schemas import ItemRead, TagCreate, TagRead, normalize_tag_name
@@ -34,7 +35,7 @@ async def list_tags(uow: UnitOfWorkDep, page: PageDep) -> Response:
     "",
     response_model=TagRead,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Tag already exists"}, **IDEMPOTENT},
+    responses=errors((409, "Tag already exists")),
 )
 async def create_tag(
     request: Request, data: TagCreate, caller: CurrentUser, uow: UnitOfWorkDep, key: IdempotencyKey
@@ -51,7 +52,7 @@ async def create_tag(
 @router.get(
     "/{name}/items",
     response_model=list[ItemRead],
-    responses={**LIST_RESPONSES, 404: {"description": "No such tag"}},
+    responses={**LIST_RESPONSES, **errors((404, "No such tag"))},
 )
 async def list_tag_items(
     name: str, request: Request, uow: UnitOfWorkDep, params: ItemListDep
@@ -63,7 +64,12 @@ async def list_tag_items(
     return listing.response(request, page)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors((403, "Not a superuser, or inactive"), (404, "No such tag")),
+)
 async def delete_tag(name: str, _: CurrentSuperuser, uow: UnitOfWorkDep) -> Response:
     """Delete a tag and remove it from every item (superusers only)."""
     await tags.delete_tag(uow, _path_tag(name))

@@ -1,8 +1,15 @@
-"""Users: registration, self-service profile, and superuser administration."""
+"""Users: registration, self-service profile, and superuser administration.
+
+Account responses are never cached (`Cache-Control: no-store`) and carry their ETag.
+`{user_id}` never matches "me" (the `not_me` path convertor), so `/users/me` never reaches
+the `/users/{user_id}` routes: a DELETE on it is 405, not a 422 about "me" not being an
+integer.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
 from catalog.api.conditional import (
@@ -13,23 +20,41 @@ from catalog.api.conditional import (
     not_modified,
     versioned_response,
 )
-from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
-from catalog.api.idempotency import ANONYMOUS, IDEMPOTENT, IdempotencyKey, respond_once
+from catalog.api.deps import (
+    ClientAddressDep,
+    CurrentSuperuser,
+    CurrentUser,
+    LoginPolicyDep,
+    PageDep,
+    UnitOfWorkDep,
+)
+from catalog.api.idempotency import ANONYMOUS, IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
-from catalog.api.responses import json_response, no_content
+from catalog.api.openapi import errors
+from catalog.api.responses import NO_STORE, json_response, no_content
 from catalog.errors import PermissionDeniedError
 from catalog.schemas import ItemRead, UserCreate, UserRead, UserUpdate, UserUpdateMe
 from catalog.services import item_listing, users
 from catalog.services.versions import Versioned
 
+
+class NotMeConvertor(StringConvertor):
+    """A path segment other than "me" (which names the caller's own routes)."""
+
+    regex = "(?!me/|me$)[^/]+"
+
+
+register_url_convertor("not_me", NotMeConvertor())
 router = APIRouter(prefix="/users", tags=["users"])
+_NOT_FOUND = (404, "No such user")
+_BUSY = (503, "Too many password checks in progress")
 
 
 @router.post(
     "",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Email already registered"}, **IDEMPOTENT},
+    responses=errors((409, "Email already registered"), _BUSY),
 )
 async def register(
     request: Request, data: UserCreate, uow: UnitOfWorkDep, key: IdempotencyKey
@@ -37,7 +62,7 @@ async def register(
     """Create an account (anyone may register)."""
 
     async def write() -> Response:
-        return json_response(await users.register(uow, data), status_code=201)
+        return json_response(await users.register(uow, data), status_code=201, headers=NO_STORE)
 
     # No account yet: one shared scope, whose fingerprint holds the whole body (password
     # included), so only the same registration can be replayed.
@@ -50,26 +75,47 @@ async def read_me(user: CurrentUser, if_none_match: IfNoneMatch = None) -> Respo
     """The caller's own account, with its ETag."""
     if is_current(if_none_match, user.id, user.version):
         return not_modified(user.id, user.version)
-    return versioned_response(Versioned(user.account, user.version), user.id)
+    return versioned_response(Versioned(user.account, user.version), user.id, headers=NO_STORE)
 
 
-@router.patch("/me", response_model=UserRead)
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses=errors(
+        (403, "Inactive account, or the current password is wrong"),
+        (429, "Too many wrong current passwords for this account or from this address"),
+        _BUSY,
+    ),
+)
 async def update_me(
-    data: UserUpdateMe, user: CurrentUser, uow: UnitOfWorkDep, if_match: IfMatch
+    data: UserUpdateMe,
+    user: CurrentUser,
+    uow: UnitOfWorkDep,
+    policy: LoginPolicyDep,
+    address: ClientAddressDep,
+    if_match: IfMatch,
 ) -> Response:
-    """Change the caller's name or password."""
-    expected = expected_versions(if_match, user.id)
-    account = await users.update_user(uow, user.id, data.changes(), expected=expected)
-    return versioned_response(account, user.id)
+    """Change the caller's name or password (a new password needs `current_password`)."""
+    account = await users.update_own_account(
+        uow,
+        user.id,
+        data.changes(),
+        current_password=data.current_password,
+        address=address,
+        policy=policy,
+        expected=expected_versions(if_match, user.id),
+    )
+    return versioned_response(account, user.id, headers=NO_STORE)
 
 
 @router.get("", response_model=list[UserRead])
 async def list_users(_: CurrentSuperuser, uow: UnitOfWorkDep, page: PageDep) -> Response:
     """All users, ordered by id (superusers only)."""
-    return json_response(await users.list_users(uow, skip=page.skip, limit=page.limit))
+    accounts = await users.list_users(uow, skip=page.skip, limit=page.limit)
+    return json_response(accounts, headers=NO_STORE)
 
 
-@router.get("/{user_id}", response_model=UserRead)
+@router.get("/{user_id:not_me}", response_model=UserRead, responses=errors(_NOT_FOUND))
 async def read_user(
     user_id: int, caller: CurrentUser, uow: UnitOfWorkDep, if_none_match: IfNoneMatch = None
 ) -> Response:
@@ -82,32 +128,42 @@ async def read_user(
         account = await users.get_user(uow, user_id)
     if is_current(if_none_match, user_id, account.version):
         return not_modified(user_id, account.version)
-    return versioned_response(account, user_id)
+    return versioned_response(account, user_id, headers=NO_STORE)
 
 
-@router.patch("/{user_id}", response_model=UserRead)
+@router.patch(
+    "/{user_id:not_me}",
+    response_model=UserRead,
+    responses=errors(_NOT_FOUND, (409, "A superuser cannot demote or deactivate themselves")),
+)
 async def update_user(
-    user_id: int, data: UserUpdate, _: CurrentSuperuser, uow: UnitOfWorkDep, if_match: IfMatch
+    user_id: int, data: UserUpdate, caller: CurrentSuperuser, uow: UnitOfWorkDep, if_match: IfMatch
 ) -> Response:
     """Change a user's name, active flag or superuser flag (superusers only)."""
     expected = expected_versions(if_match, user_id)
-    account = await users.update_user(uow, user_id, data.changes(), expected=expected)
-    return versioned_response(account, user_id)
+    account = await users.update_user(uow, user_id, data.changes(), actor=caller, expected=expected)
+    return versioned_response(account, user_id, headers=NO_STORE)
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{user_id:not_me}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(_NOT_FOUND, (409, "A superuser cannot delete themselves")),
+)
 async def delete_user(
-    user_id: int, _: CurrentSuperuser, uow: UnitOfWorkDep, if_match: IfMatch
+    user_id: int, caller: CurrentSuperuser, uow: UnitOfWorkDep, if_match: IfMatch
 ) -> Response:
     """Delete a user and, with them, their items (superusers only)."""
-    await users.delete_user(uow, user_id, expected=expected_versions(if_match, user_id))
+    expected = expected_versions(if_match, user_id)
+    await users.delete_user(uow, user_id, actor=caller, expected=expected)
     return no_content()
 
 
 @router.get(
-    "/{user_id}/items",
+    "/{user_id:not_me}/items",
     response_model=list[ItemRead],
-    responses={**LIST_RESPONSES, 404: {"description": "No such user"}},
+    responses={**LIST_RESPONSES, **errors(_NOT_FOUND)},
 )
 async def list_user_items(
     user_id: int, request: Request, uow: UnitOfWorkDep, params: ItemListDep
