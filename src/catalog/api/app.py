@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from catalog.api import observe
 from catalog.api.errors import install_error_handlers
 from catalog.api.middleware import RequestIdMiddleware
 from catalog.api.responses import ORJSONResponse
@@ -19,6 +20,7 @@ from catalog.db.database import Database
 from catalog.logs import configure_logging
 from catalog.schemas import UserCreate
 from catalog.services.users import ensure_user
+from catalog.telemetry import tracing
 
 logger = logging.getLogger("catalog.api")
 
@@ -40,9 +42,10 @@ async def _ensure_first_superuser(settings: Settings, database: Database) -> Non
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the API. Tests pass their own settings and database; `catalog serve` neither."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     signing_key = settings.signing_key()  # fail (or create the dev key) now, not at login
     owns_database = database is None
+    tracer_provider = tracing.tracer_provider(settings)  # None unless tracing is on
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,7 +56,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             # Everything alive now (modules, routes, compiled statements) lives as long as
             # the process: keep it out of the cyclic GC's full collections.
             gc.freeze()
-            yield
+            async with observe.running(app, settings, db):
+                yield
         finally:
             if owns_database:
                 await db.dispose()
@@ -64,12 +68,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         summary="Users, the items they own, and the tags on those items.",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        telemetry=tracing.fastapi_telemetry(tracer_provider),
     )
+    app.state.tracer_provider = tracer_provider
     app.state.settings = settings
     app.state.signing_key = signing_key
     app.state.cursor_codec = CursorCodec(signing_key)
     if database is not None:  # usable before startup, e.g. by ASGI test clients
         app.state.database = database
+    observe.install(app, settings)  # inside RequestIdMiddleware: its lines carry the id
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     # Routers are matched in order (FastAPI keeps included routers nested): hottest first.

@@ -29,6 +29,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import greenlet_spawn
 
 from catalog.config import Settings
+from catalog.db import observe
 from catalog.db.compiled import CompiledQuery, Row
 from catalog.db.types import unicode_lower
 
@@ -44,7 +45,13 @@ class Backend:
 
     def engine_options(self, settings: Settings, *, asynchronous: bool) -> dict[str, Any]:
         """Keyword arguments for create_engine / create_async_engine."""
-        return {"echo": settings.db_echo, "pool_pre_ping": settings.db_pool_pre_ping}
+        # hide_parameters: statement parameters (password hashes, emails) never appear in
+        # error messages, hence never in logs.
+        return {
+            "echo": settings.db_echo,
+            "pool_pre_ping": settings.db_pool_pre_ping,
+            "hide_parameters": True,
+        }
 
     def configure(self, engine: Engine, settings: Settings) -> None:
         """Per-connection set-up, on the (sync face of the) engine."""
@@ -96,13 +103,20 @@ class PostgreSQL(Backend):
         pooled = await engine.raw_connection()
         driver: Any = pooled.driver_connection
         try:
-            records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
+            started = observe.now()
+            try:
+                records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
+            except BaseException as error:
+                observe.report(self.name, sql, started, error)
+                raise
+            observe.report(self.name, sql, started)
         except asyncpg.IntegrityConstraintViolationError as error:
             # The exceptions the same statement raises through SQLAlchemy: callers see one
-            # family of errors whichever way a statement ran.
-            raise IntegrityError(sql, params, error) from error
+            # family of errors whichever way a statement ran. Parameters stay out of their
+            # messages (as `hide_parameters` does for the engine): they may be secrets.
+            raise IntegrityError(sql, params, error, hide_parameters=True) from error
         except asyncpg.PostgresError as error:
-            raise DBAPIError(sql, params, error) from error
+            raise DBAPIError(sql, params, error, hide_parameters=True) from error
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
             # The pool cannot see errors raised past it: drop the broken connection.
             await greenlet_spawn(pooled.invalidate)

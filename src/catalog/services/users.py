@@ -19,6 +19,7 @@ from catalog.db.compiled import CompiledQuery
 from catalog.db.types import upsert
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
+from catalog.hooks import login_failed
 from catalog.models import User, is_valid_id
 from catalog.schemas import UserCreate, UserRead, is_storable_text
 from catalog.security import (
@@ -189,12 +190,15 @@ async def authenticate(uow: UnitOfWork, email: str, password: str) -> Credential
     email = email.strip().lower()
     if not (is_storable_text(email) and is_storable_text(password)):
         # No stored account can match, and neither value can be sent to the database.
+        login_failed.emit("invalid_credentials")
         raise AuthenticationError(INVALID_LOGIN)
     row = await uow.fetch_one(_LOGIN, email=email)
     hashed = row["hashed_password"] if row is not None else None
     if not await verify_password_or_dummy_async(password, hashed) or row is None:
+        login_failed.emit("invalid_credentials")
         raise AuthenticationError(INVALID_LOGIN)
     if not row["is_active"]:
+        login_failed.emit("inactive")
         raise PermissionDeniedError(INACTIVE)
     return Credentials(row["id"], row["hashed_password"])
 

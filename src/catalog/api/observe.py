@@ -1,0 +1,150 @@
+"""The service observed from the outside: request metrics, the access log, /metrics.
+
+`install` (from `create_app`) adds `ObservedRequestsMiddleware` when metrics or the
+access log are on, and the /metrics route when METRICS=on. `running` (in the lifespan,
+i.e. in each worker after it started) connects the database and login hooks, the pool
+gauges, the metrics port and the trace exporter, and disconnects them at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from time import perf_counter
+
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from catalog import hooks
+from catalog.config import Settings
+from catalog.db.database import Database
+from catalog.db.observe import WaitCountingPool, statement_executed
+from catalog.logs import user_id_var
+from catalog.telemetry import exposition, tracing
+from catalog.telemetry.metrics import UNMATCHED, Metrics
+
+METRICS_PATH = "/metrics"
+access_logger = logging.getLogger("catalog.access")
+_INFO = logging.INFO
+
+
+class ObservedRequestsMiddleware:
+    """Times every HTTP request once, for the metrics and the access log line.
+
+    Sits inside `RequestIdMiddleware`, so the line carries the request id. The route
+    label is the matched route's template (`/items/{item_id}`), never the raw path.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics | None, access_log: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        status = 500  # unless a response starts: an exception escaped before one did
+
+        async def send_and_see_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+        user_token = user_id_var.set(None)
+        try:
+            await self.app(scope, receive, send_and_see_status)
+        finally:
+            seconds = perf_counter() - started
+            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
+            if metrics is not None:
+                metrics.in_flight.dec()
+                metrics.observe_request(scope["method"], route, status, seconds)
+            if self.access_log and access_logger.isEnabledFor(_INFO):
+                _log_request(scope, route, status, seconds)
+            user_id_var.reset(user_token)
+
+
+def _log_request(scope: Scope, route: str, status: int, seconds: float) -> None:
+    client = scope.get("client")
+    method = scope["method"]
+    fields = {
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "user_id": user_id_var.get(),
+        "client": client[0] if client else None,
+    }
+    # makeRecord + handle: what logger.info does, minus its search of the caller's frame.
+    record = access_logger.makeRecord(
+        access_logger.name,
+        _INFO,
+        "",
+        0,
+        "%s %s %d",
+        (method, route, status),
+        None,
+        extra={"fields": fields},
+    )
+    access_logger.handle(record)
+
+
+async def _metrics_endpoint(request: Request) -> Response:
+    # Reading every worker's files is blocking work: off the event loop.
+    return Response(await run_in_threadpool(exposition.render), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the middleware and /metrics that the settings ask for (before RequestId's)."""
+    metrics = None if settings.metrics == "off" else exposition.metrics()
+    if metrics is not None or settings.access_log:
+        app.add_middleware(
+            ObservedRequestsMiddleware, metrics=metrics, access_log=settings.access_log
+        )
+    if settings.metrics == "on":
+        app.add_route(METRICS_PATH, _metrics_endpoint, methods=["GET"], include_in_schema=False)
+
+
+@asynccontextmanager
+async def running(app: FastAPI, settings: Settings, database: Database) -> AsyncIterator[None]:
+    """The lifespan part: hooks, pool gauges, metrics port and traces, for one worker."""
+    stops: list[Callable[[], None]] = []
+    sampler: asyncio.Task[None] | None = None
+    pool = database.engine.pool
+    try:
+        if settings.metrics != "off":
+            metrics = exposition.metrics()
+            stops.append(statement_executed.subscribe(metrics.observe_statement))
+            stops.append(hooks.login_failed.subscribe(metrics.observe_login_failure))
+            if isinstance(pool, WaitCountingPool):
+                if exposition.multiprocess_dir() is None:
+                    exposition.POOLS.pools.append(pool)
+                    stops.append(lambda: exposition.POOLS.pools.remove(pool))
+                else:
+                    sampler = asyncio.create_task(metrics.sample_pools(lambda: [pool]))
+            if isinstance(settings.metrics, int):
+                exposition.serve_on_port(settings.metrics)
+        provider: TracerProvider | None = getattr(app.state, "tracer_provider", None)
+        if provider is not None:
+            stops.append(tracing.start(provider, settings))
+        yield
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+        for stop in reversed(stops):
+            stop()
+        if settings.metrics != "off":
+            exposition.process_exiting()
