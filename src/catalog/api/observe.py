@@ -62,19 +62,29 @@ class ObservedRequestsMiddleware:
 
         metrics = self.metrics
         if metrics is not None:
-            metrics.in_flight.inc()
+            metrics.in_flight += 1
         user_token = user_id_var.set(None)
         try:
             await self.app(scope, receive, send_and_see_status)
         finally:
             seconds = perf_counter() - started
-            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
+            route = _route_template(scope)
             if metrics is not None:
-                metrics.in_flight.dec()
+                metrics.in_flight -= 1
                 metrics.observe_request(scope["method"], route, status, seconds)
             if self.access_log and access_logger.isEnabledFor(_INFO):
                 _log_request(scope, route, status, seconds)
             user_id_var.reset(user_token)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's template: the label, bounded by the routes the app defines."""
+    template: str | None = getattr(scope.get("route"), "path_format", None)
+    if template:
+        return template
+    if "app_root_path" in scope:  # inside a mounted application: the mount's prefix
+        return f"{scope['root_path']}/{{path}}"
+    return UNMATCHED
 
 
 def _log_request(scope: Scope, route: str, status: int, seconds: float) -> None:
@@ -115,7 +125,13 @@ def install(app: FastAPI, settings: Settings) -> None:
             ObservedRequestsMiddleware, metrics=metrics, access_log=settings.access_log
         )
     if settings.metrics == "on":
-        app.add_route(METRICS_PATH, _metrics_endpoint, methods=["GET"], include_in_schema=False)
+        app.add_api_route(
+            METRICS_PATH,
+            _metrics_endpoint,
+            methods=["GET"],
+            include_in_schema=False,
+            response_class=Response,
+        )
 
 
 @asynccontextmanager
@@ -130,11 +146,10 @@ async def running(app: FastAPI, settings: Settings, database: Database) -> Async
             stops.append(statement_executed.subscribe(metrics.observe_statement))
             stops.append(hooks.login_failed.subscribe(metrics.observe_login_failure))
             if isinstance(pool, WaitCountingPool):
-                if exposition.multiprocess_dir() is None:
-                    exposition.POOLS.pools.append(pool)
-                    stops.append(lambda: exposition.POOLS.pools.remove(pool))
-                else:
-                    sampler = asyncio.create_task(metrics.sample_pools(lambda: [pool]))
+                metrics.pools.append(pool)
+                stops.append(lambda: metrics.pools.remove(pool))
+            if exposition.multiprocess_dir() is not None:
+                sampler = asyncio.create_task(metrics.sample_live_values())
             if isinstance(settings.metrics, int):
                 exposition.serve_on_port(settings.metrics)
         provider: TracerProvider | None = getattr(app.state, "tracer_provider", None)

@@ -11,6 +11,7 @@ Times are `time.perf_counter_ns()` readings taken around the driver call.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -57,6 +58,11 @@ def observe_engine(engine: AsyncEngine) -> None:
         started = conn.info.pop(_STARTED, None) if conn is not None else None
         if started is not None and context.statement is not None:
             report(backend, context.statement, started, context.original_exception)
+
+
+# SQLAlchemy names a pool's logger after its class: keep this one as quiet as its own
+# ("sqlalchemy.pool" logs warnings only) even when the "catalog" loggers say INFO.
+logging.getLogger(f"{__name__}.WaitCountingPool").setLevel(logging.WARNING)
 
 
 class WaitCountingPool(AsyncAdaptedQueuePool):

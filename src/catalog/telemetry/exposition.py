@@ -23,19 +23,16 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from catalog.telemetry.metrics import Metrics, PoolCollector
+from catalog.telemetry.metrics import Metrics
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOCAL_REGISTRY = CollectorRegistry()
-POOLS = PoolCollector()  # the pools of this process, read at scrape time
-LOCAL_REGISTRY.register(POOLS)
 _LIVE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db$")
 logger = logging.getLogger("catalog.metrics")
 
@@ -45,10 +42,17 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(ENV) or None
 
 
-@lru_cache(maxsize=1)
+_metrics: dict[str | None, Metrics] = {}
+_registries: dict[str | None, CollectorRegistry] = {None: LOCAL_REGISTRY}
+
+
 def metrics() -> Metrics:
     """This process's metric families (created on first use, in the current mode)."""
-    return Metrics(None if multiprocess_dir() else LOCAL_REGISTRY)
+    path = multiprocess_dir()
+    found = _metrics.get(path)
+    if found is None:
+        found = _metrics[path] = Metrics(LOCAL_REGISTRY if path is None else None)
+    return found
 
 
 class ReapingCollector(MultiProcessCollector):
@@ -73,15 +77,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
 def scrape_registry() -> CollectorRegistry:
     """What a scrape reads: every process's files, or this process's registry."""
     path = multiprocess_dir()
-    if path is None:
-        return LOCAL_REGISTRY
-    registry = CollectorRegistry()
-    ReapingCollector(registry, path)  # type: ignore[no-untyped-call]
-    return registry
+    found = _registries.get(path)
+    if found is None:
+        found = _registries[path] = CollectorRegistry()
+        ReapingCollector(found, path)  # type: ignore[no-untyped-call]
+    return found
 
 
 def render() -> bytes:
@@ -127,18 +130,21 @@ def multiprocess_directory() -> Iterator[Path]:
     parent = multiprocess_dir()
     path = Path(tempfile.mkdtemp(prefix="catalog-metrics-", dir=parent))
     os.environ[ENV] = str(path)
-    _use_multiprocess_values()
+    _pick_value_class()
     try:
         yield path
     finally:
+        if parent is None:
+            del os.environ[ENV]
+        else:
+            os.environ[ENV] = parent
+        _pick_value_class()
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _use_multiprocess_values() -> None:
-    # prometheus-client picks its value class when first imported: if it was imported
-    # before the variable was set, pick again (metrics created from now on use it).
+def _pick_value_class() -> None:
+    # prometheus-client picks where values live (process memory or the directory's
+    # files) when first imported; pick again for metrics created from now on.
     values = sys.modules.get("prometheus_client.values")
     if values is not None:
         values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
-    metrics.cache_clear()
-    scrape_registry.cache_clear()

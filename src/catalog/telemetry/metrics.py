@@ -1,17 +1,20 @@
 """The metric families, and the code that feeds them from requests, statements and logins.
 
-One `Metrics` per process (`metrics()`), created on first use: in multiprocess mode
-(`PROMETHEUS_MULTIPROC_DIR` set, see `exposition`) every value lives in that directory's
-files and the families are registered nowhere; otherwise in `exposition.LOCAL_REGISTRY`.
+One `Metrics` per process (`exposition.metrics()`), created on first use: in multiprocess
+mode (`PROMETHEUS_MULTIPROC_DIR` set, see `exposition`) every value lives in that
+directory's files and the families are registered nowhere; otherwise in
+`exposition.LOCAL_REGISTRY`.
 
 The request path is kept cheap: the label children of each (method, route, status) are
-looked up once and cached, histograms have few buckets, and nothing is formatted.
+looked up once and cached, histograms have few buckets, nothing is formatted, and the
+live gauges (requests in flight, pools) are plain numbers read when scraped, or copied
+into the shared files once a second in multiprocess mode, not written per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -28,10 +31,18 @@ SHED_STATUS: Final = 503
 # Latency buckets in seconds: few, spread over what an API request and a statement take.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 STATEMENT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5)
-POOL_SAMPLE_INTERVAL_S = 1.0
+LIVE_SAMPLE_INTERVAL_S = 1.0
+LIVE_HELP = {
+    "catalog_http_requests_in_flight": "Requests being served now.",
+    "catalog_db_pool_size": "Connections the database pools keep (DB_POOL_SIZE per worker).",
+    "catalog_db_pool_checked_out": "Pooled database connections in use now.",
+    "catalog_db_pool_overflow": "Connections open beyond the pool size (DB_MAX_OVERFLOW).",
+    "catalog_db_pool_waiting": "Requests waiting for a database connection now.",
+}
+Children = tuple[Counter, Histogram, Counter | None]
 
 
-class Metrics:
+class Metrics(Collector):
     """Every metric family of the service, and the cached label children of the hot path."""
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
@@ -49,15 +60,9 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
-        self.in_flight = Gauge(
-            "catalog_http_requests_in_flight",
-            "Requests being served now (all workers).",
-            registry=registry,
-            multiprocess_mode="livesum",
-        )
         self.shed = Counter(
             "catalog_http_shed",
-            "Requests answered 503 Service Unavailable (the database unavailable or overloaded).",
+            "Requests answered 503 Service Unavailable (database unavailable or overloaded).",
             ("method", "route"),
             registry=registry,
         )
@@ -76,18 +81,16 @@ class Metrics:
         )
         self._statement_ok = self.statement_duration.labels("ok")
         self._statement_error = self.statement_duration.labels("error")
-        # Sampled pool gauges: only in multiprocess mode (one process cannot read another's
-        # pool at scrape time); a single process uses `PoolCollector` instead.
-        self.pool_gauges = {
-            name: Gauge(
-                f"catalog_db_pool_{name}",
-                help_text,
-                registry=None,
-                multiprocess_mode="livesum",
-            )
-            for name, help_text in POOL_HELP.items()
+        self._children: dict[tuple[str, str, int], Children] = {}
+        # Live values of this process.
+        self.in_flight = 0
+        self.pools: list[WaitCountingPool] = []
+        self._sampled = {
+            name: Gauge(name, help_text, registry=None, multiprocess_mode="livesum")
+            for name, help_text in LIVE_HELP.items()
         }
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
+        if registry is not None:
+            registry.register(self)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request (the hot path: one dict lookup when warm)."""
@@ -103,10 +106,9 @@ class Metrics:
         if shed is not None:
             shed.inc()
 
-    def _make_children(
-        self, method: str, route: str, status: int
-    ) -> tuple[Counter, Histogram, Counter | None]:
+    def _make_children(self, method: str, route: str, status: int) -> Children:
         status_class = _STATUS_CLASSES.get(status, "other")
+        # New per-status counters (idempotent replays, 412s...) go here, like `shed`.
         shed = self.shed.labels(method, route) if status == SHED_STATUS else None
         return (
             self.requests.labels(method, route, status_class),
@@ -125,40 +127,27 @@ class Metrics:
         """Subscriber of `hooks.login_failed`."""
         self.login_failures.labels(reason).inc()
 
-    async def sample_pools(self, pools: Callable[[], list[WaitCountingPool]]) -> None:
-        """Copy the pools' state into the gauges every second, until cancelled."""
-        while True:
-            for name, value in pool_state(pools()):
-                self.pool_gauges[name].set(value)
-            await asyncio.sleep(POOL_SAMPLE_INTERVAL_S)
-
-
-POOL_HELP = {
-    "size": "Connections the database pools keep (DB_POOL_SIZE per worker).",
-    "checked_out": "Pooled connections in use by requests now.",
-    "overflow": "Connections open beyond the pool size now (at most DB_MAX_OVERFLOW per worker).",
-    "waiting": "Requests waiting for a database connection now (pool exhausted or connecting).",
-}
-
-
-def pool_state(pools: list[WaitCountingPool]) -> Iterator[tuple[str, float]]:
-    """(gauge name, value) for the pools, summed."""
-    yield "size", sum(pool.size() for pool in pools)
-    yield "checked_out", sum(pool.checkedout() for pool in pools)
-    # QueuePool counts overflow from -size (connections not yet opened): only the excess.
-    yield "overflow", sum(max(pool.overflow(), 0) for pool in pools)
-    yield "waiting", sum(pool.waiting for pool in pools)
-
-
-class PoolCollector(Collector):
-    """The pool gauges of one process, read from the pools at scrape time."""
-
-    def __init__(self) -> None:
-        self.pools: list[WaitCountingPool] = []
+    def live_values(self) -> Iterator[tuple[str, float]]:
+        """(gauge name, value) of the live gauges of this process, now."""
+        pools = list(self.pools)
+        yield "catalog_http_requests_in_flight", self.in_flight
+        yield "catalog_db_pool_size", sum(pool.size() for pool in pools)
+        yield "catalog_db_pool_checked_out", sum(pool.checkedout() for pool in pools)
+        # QueuePool counts overflow from -size (connections not yet opened): the excess only.
+        yield "catalog_db_pool_overflow", sum(max(pool.overflow(), 0) for pool in pools)
+        yield "catalog_db_pool_waiting", sum(pool.waiting for pool in pools)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        for name, value in pool_state(list(self.pools)):
-            yield GaugeMetricFamily(f"catalog_db_pool_{name}", POOL_HELP[name], value=value)
+        """The live gauges, read at scrape time (one process: registered as a collector)."""
+        for name, value in self.live_values():
+            yield GaugeMetricFamily(name, LIVE_HELP[name], value=value)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return self.collect()
+
+    async def sample_live_values(self) -> None:
+        """Multiprocess mode: copy the live values into the shared gauges every second."""
+        while True:
+            for name, value in self.live_values():
+                self._sampled[name].set(value)
+            await asyncio.sleep(LIVE_SAMPLE_INTERVAL_S)
