@@ -1,0 +1,158 @@
+"""`catalog serve` for real: several uvicorn workers, their metrics, their log lines.
+
+Each test starts the service as a subprocess on free loopback ports, against the
+session's migrated database, and stops it (its whole process group) at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from deploy.ports import HOST, free_port
+
+from catalog.db.database import Database
+from tests.conftest import SECRET
+from tests.telemetry import parse_metrics, total
+
+CATALOG = str(Path(sys.executable).with_name("catalog"))
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Served:
+    """A running `catalog serve`: its URL and what it logged so far."""
+
+    base_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log_lines()]
+
+
+@contextmanager
+def serve(database_url: str, tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
+    port = free_port()
+    log_path = tmp_path / f"serve-{port}.log"
+    environment = os.environ | {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "ENVIRONMENT": "test",
+        "LOG_FORMAT": "json",
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [CATALOG, "serve", "--port", str(port), *args],
+            env=environment | env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: we stop exactly what we started
+        )
+    served = Served(f"http://{HOST}:{port}", log_path, process)
+    try:
+        _wait_until_up(served)
+        yield served
+    finally:
+        _stop(process)
+
+
+def _wait_until_up(served: Served) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            pytest.fail("catalog serve exited:\n" + "\n".join(served.log_lines()[-20:]))
+        try:
+            if httpx.get(f"{served.base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"catalog serve did not answer in {START_TIMEOUT_S:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+async def _spread_requests(served: Served, path: str, workers: int) -> int:
+    """GET `path` on fresh connections until every worker has answered; how many sent."""
+    sent = 0
+    limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each time
+    async with httpx.AsyncClient(base_url=served.base_url, limits=limits, timeout=30) as client:
+        for _ in range(100):  # rounds of 20 concurrent requests (bounded)
+            responses = await asyncio.gather(*(client.get(path) for _ in range(20)))
+            assert all(r.status_code == 404 for r in responses)
+            sent += len(responses)
+            pids = {
+                line["pid"] for line in served.json_lines() if line["logger"] == "catalog.access"
+            }
+            if len(pids) >= workers:
+                return sent
+    pytest.fail(f"the requests never reached {workers} workers")
+
+
+@pytest.mark.parametrize("exposure", ["port", "on"])
+async def test_two_workers_count_every_request_exactly_once(
+    exposure: str, database_url: str, database: Database, tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    setting = str(metrics_port) if exposure == "port" else "on"
+    with serve(database_url, tmp_path, "--workers", "2", METRICS=setting) as served:
+        sent = await _spread_requests(served, "/items/999999", workers=2)
+        if exposure == "port":
+            # Served by `catalog serve` itself, on loopback, not on the main port.
+            scrape_url = f"http://{HOST}:{metrics_port}/metrics"
+            assert httpx.get(f"{served.base_url}/metrics").status_code == 404
+        else:
+            scrape_url = f"{served.base_url}/metrics"
+        # Each scrape lands on either worker (or the supervisor): all see the same totals.
+        for _ in range(4):
+            samples = parse_metrics(httpx.get(scrape_url, timeout=10).text)
+            labels = {"method": "GET", "route": "/items/{item_id}"}
+            assert total(samples, "catalog_http_requests_total", **labels) == sent
+            assert total(samples, "catalog_http_request_duration_seconds_count", **labels) == sent
+        directory = _multiprocess_directory(served)
+        assert directory.is_dir()
+        # Pool gauges are each worker's, summed: twice one worker's pool.
+        one_pool = database.engine.pool.size()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10  # sampled once a second by each worker
+        while total(samples, "catalog_db_pool_size") != 2 * one_pool:
+            assert time.monotonic() < deadline, total(samples, "catalog_db_pool_size")
+            await asyncio.sleep(0.2)
+            samples = parse_metrics(httpx.get(scrape_url, timeout=10).text)
+    assert not directory.exists()  # removed when catalog serve stopped
+
+
+def _multiprocess_directory(served: Served) -> Path:
+    """The PROMETHEUS_MULTIPROC_DIR the workers were started with (from /proc)."""
+    pid = served.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert children, "catalog serve has no worker processes"
+    environ = Path(f"/proc/{children[0]}/environ").read_bytes().split(b"\0")
+    [entry] = [e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
+    return Path(entry.split(b"=", 1)[1].decode())
