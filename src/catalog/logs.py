@@ -24,6 +24,7 @@ from catalog.config import Settings
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # The authenticated caller of the request being served, for its access log line.
 user_id_var: ContextVar[int | None] = ContextVar("user_id", default=None)
+_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
@@ -150,5 +151,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"level": level},  # to "uvicorn"'s handler
             "uvicorn.access": own,
         },
-        "root": {"handlers": ["stderr"], "level": level},
+        # Other libraries: warnings and errors only. Their debug lines can quote statement
+        # parameters (aiosqlite does), which may be secrets.
+        "root": {"handlers": ["stderr"], "level": max(level, "WARNING", key=_LEVELS.index)},
     }

@@ -6,11 +6,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
 from catalog.api.app import create_app
+from catalog.api.observe import ObservedRequestsMiddleware
 from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.logs import RequestIdFilter, configure_logging
@@ -57,7 +59,7 @@ async def test_json_lines_carry_the_request_fields_and_its_id(
     assert (mine.status_code, chatty.status_code, missing.status_code) == (200, 200, 404)
 
     lines = [json.loads(line) for line in catalog_log.getvalue().splitlines()]
-    by_id = {}
+    by_id: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         assert {"time", "level", "logger", "message", "request_id", "pid"} <= line.keys()
         by_id.setdefault(line["request_id"], []).append(line)
@@ -76,7 +78,8 @@ async def test_json_lines_carry_the_request_fields_and_its_id(
         "user_id": user.id,
         "client": "127.0.0.1",
     }
-    assert access["time"].endswith("Z") and access["duration_ms"] > 0
+    assert access["time"].endswith("Z")
+    assert access["duration_ms"] > 0
     # Anything logged while serving a request carries its id; anonymous: no user.
     said, access = by_id["req-chatty"]
     assert (said["logger"], said["level"], said["message"]) == (
@@ -107,4 +110,5 @@ async def test_access_log_off_logs_no_request(
         assert (await client.get("/health")).status_code == 200
     assert catalog_log.getvalue() == ""
     # With neither metrics nor an access log there is nothing to observe: no middleware.
-    assert "ObservedRequestsMiddleware" not in [m.cls.__name__ for m in app.user_middleware]
+    installed: list[object] = [m.cls for m in app.user_middleware]
+    assert ObservedRequestsMiddleware not in installed

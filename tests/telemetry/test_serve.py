@@ -127,13 +127,21 @@ async def test_two_workers_count_every_request_exactly_once(
         if exposure == "port":
             # Served by `catalog serve` itself, on loopback, not on the main port.
             scrape_url = f"http://{HOST}:{metrics_port}/metrics"
-            assert httpx.get(f"{served.base_url}/metrics").status_code == 404
+            assert (await _get(f"{served.base_url}/metrics")).status_code == 404
         else:
             scrape_url = f"{served.base_url}/metrics"
-        # Each scrape lands on either worker (or the supervisor): all see the same totals.
+        labels = {"method": "GET", "route": "/items/{item_id}"}
+        # A request is counted once its response is sent: the last ones may still be
+        # counting when the client has its answer. Wait (bounded) for the total...
+        deadline = time.monotonic() + 10
+        samples = parse_metrics((await _get(scrape_url)).text)
+        while total(samples, "catalog_http_requests_total", **labels) < sent:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+            samples = parse_metrics((await _get(scrape_url)).text)
+        # ...then every scrape, whichever process answers it, sees exactly that total.
         for _ in range(4):
-            samples = parse_metrics(httpx.get(scrape_url, timeout=10).text)
-            labels = {"method": "GET", "route": "/items/{item_id}"}
+            samples = parse_metrics((await _get(scrape_url)).text)
             assert total(samples, "catalog_http_requests_total", **labels) == sent
             assert total(samples, "catalog_http_request_duration_seconds_count", **labels) == sent
         directory = _multiprocess_directory(served)
@@ -144,8 +152,13 @@ async def test_two_workers_count_every_request_exactly_once(
         while total(samples, "catalog_db_pool_size") != 2 * one_pool:
             assert time.monotonic() < deadline, total(samples, "catalog_db_pool_size")
             await asyncio.sleep(0.2)
-            samples = parse_metrics(httpx.get(scrape_url, timeout=10).text)
+            samples = parse_metrics((await _get(scrape_url)).text)
     assert not directory.exists()  # removed when catalog serve stopped
+
+
+async def _get(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(url)
 
 
 def _multiprocess_directory(served: Served) -> Path:
@@ -156,3 +169,57 @@ def _multiprocess_directory(served: Served) -> Path:
     environ = Path(f"/proc/{children[0]}/environ").read_bytes().split(b"\0")
     [entry] = [e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
     return Path(entry.split(b"=", 1)[1].decode())
+
+
+async def test_no_secret_reaches_any_log_line(
+    database_url: str, database: Database, tmp_path: Path
+) -> None:
+    """Passwords, tokens, Authorization headers, cursors and queries: sent, never logged."""
+    password, new_password, wrong = "Sw0rdfish-first-pw", "Sw0rdfish-second-pw", "Wr0ng-guess-pw"
+    email = "secret-keeper@example.com"
+    forged = "Bearer forged.token.value-xyz"
+    basic = "Basic c2VjcmV0LWtlZXBlcjpiYXNpYy1wdw=="
+    query = "zq-private-search"
+    secrets: list[str] = [password, new_password, wrong, forged, basic, query, "$argon2"]
+    sent = 0
+    with serve(database_url, tmp_path, LOG_LEVEL="DEBUG", METRICS="on") as served:
+        async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as client:
+
+            async def send(method: str, path: str, status: int, **kwargs: Any) -> httpx.Response:
+                nonlocal sent
+                response = await client.request(method, path, **kwargs)
+                assert response.status_code == status, response.text
+                sent += 1
+                return response
+
+            body = {"email": email, "password": password, "full_name": "Keeper"}
+            await send("POST", "/users", 201, json=body)
+            await send("POST", "/users", 409, json=body)  # the database refuses: no params
+            await send("POST", "/users", 422, json=body | {"password": "short"})
+            form = {"username": email, "password": password}
+            token = (await send("POST", "/auth/token", 200, data=form)).json()["access_token"]
+            await send("POST", "/auth/token", 401, data=form | {"password": wrong})
+            bearer = {"Authorization": f"Bearer {token}"}
+            secrets += [token, token.rsplit(".", 1)[-1]]
+            await send("GET", "/users/me", 200, headers=bearer)
+            await send("GET", "/users/me", 401, headers={"Authorization": forged})
+            await send("GET", "/users/me", 401, headers={"Authorization": basic})
+            for name in ("first", "second", "third"):
+                await send("POST", "/items", 201, headers=bearer, json={"name": name, "price": 1})
+            await send("PATCH", "/users/me", 200, headers=bearer, json={"password": new_password})
+            page = await send("GET", f"/items?limit=1&q={query}", 200)
+            page = await send("GET", "/items?limit=1", 200)
+            cursor = page.links["next"]["url"].split("cursor=", 1)[1]
+            secrets.append(cursor)
+            await send("GET", f"/items?limit=1&cursor={cursor}", 200)
+            await send("GET", f"/items?cursor={cursor}x", 422)
+    lines = served.log_lines()  # complete now that the server has stopped
+
+    assert lines, "nothing was logged"
+    records = [json.loads(line) for line in lines]  # every line is JSON, uvicorn's included
+    assert {"uvicorn.error", "catalog.access"} <= {r["logger"] for r in records}
+    access = [r for r in records if r["logger"] == "catalog.access" and r["route"] != "/health"]
+    assert len(access) == sent  # each request logged once (uvicorn's access log is off)
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]
+    leaks = {secret: [line for line in lines if secret in line] for secret in secrets}
+    assert {secret: found for secret, found in leaks.items() if found} == {}
