@@ -102,3 +102,18 @@ def run_wrk(
     raise RuntimeError(
         f"wrk gave no result (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
     )
+
+
+def combine(runs: list[LoadResult]) -> LoadResult:
+    """Several measured intervals of one server as one: requests and seconds added up,
+    latency percentiles averaged (an approximation, close when the runs are alike)."""
+    if len(runs) == 1:
+        return runs[0]
+    return LoadResult(
+        requests=sum(r.requests for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        p50_ms=sum(r.p50_ms for r in runs) / len(runs),
+        p99_ms=sum(r.p99_ms for r in runs) / len(runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        status_errors=sum(r.status_errors for r in runs),
+    )
