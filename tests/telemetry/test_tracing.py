@@ -94,7 +94,9 @@ async def test_a_request_is_a_span_tree_down_to_each_statement(
         app.state.tracer_provider.add_span_processor(SimpleSpanProcessor(memory))
         item = await client.post("/items", json={"name": "lamp", "price": 2}, headers=owner.headers)
         memory.clear()
-        assert (await client.get(f"/items/{item.json()['id']}")).status_code == 200
+        caller = "4bf92f3577b34da6a3ce929d0e0e4736"  # W3C trace context from a caller
+        headers = {"traceparent": f"00-{caller}-00f067aa0ba902b7-01"}
+        assert (await client.get(f"/items/{item.json()['id']}", headers=headers)).status_code == 200
         spans = memory.get_finished_spans()
     assert not statement_executed  # the lifespan's end unsubscribed the statement spans
 
@@ -109,7 +111,7 @@ async def test_a_request_is_a_span_tree_down_to_each_statement(
     assert statement.attributes is not None
     assert statement.attributes["db.system.name"] == backend
     assert "FROM items" in str(statement.attributes["db.query.text"])
-    assert {span.context.trace_id for span in spans} == {server.context.trace_id}
+    assert {span.context.trace_id for span in spans} == {int(caller, 16)}  # the caller's trace
     assert ancestors(statement, by_id)[-1] == server.name  # a descendant of the request
     assert server.start_time is not None
     assert statement.start_time is not None
