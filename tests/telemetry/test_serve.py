@@ -161,12 +161,26 @@ async def _get(url: str) -> httpx.Response:
         return await client.get(url)
 
 
+def _workers(served: Served) -> list[int]:
+    """The pids of the uvicorn workers `catalog serve` runs now (from /proc)."""
+    pid = served.process.pid
+    workers = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        # Not multiprocessing's resource tracker; a killed worker is a zombie: no cmdline.
+        if b"spawn_main" in command:
+            workers.append(int(child))
+    return workers
+
+
 def _multiprocess_directory(served: Served) -> Path:
     """The PROMETHEUS_MULTIPROC_DIR the workers were started with (from /proc)."""
-    pid = served.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    assert children, "catalog serve has no worker processes"
-    environ = Path(f"/proc/{children[0]}/environ").read_bytes().split(b"\0")
+    workers = _workers(served)
+    assert workers, "catalog serve has no worker processes"
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
     [entry] = [e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
     return Path(entry.split(b"=", 1)[1].decode())
 
@@ -223,3 +237,34 @@ async def test_no_secret_reaches_any_log_line(
     assert not [r for r in records if r["logger"] == "uvicorn.access"]
     leaks = {secret: [line for line in lines if secret in line] for secret in secrets}
     assert {secret: found for secret, found in leaks.items() if found} == {}
+
+
+async def test_a_killed_worker_leaves_the_live_gauges(
+    database_url: str, database: Database, tmp_path: Path
+) -> None:
+    """A worker that dies without cleaning up (SIGKILL) no longer counts in the gauges."""
+    metrics_port = free_port()
+    scrape_url = f"http://{HOST}:{metrics_port}/metrics"
+    one_pool = database.engine.pool.size()  # type: ignore[attr-defined]
+
+    async def pool_sizes_reach(expected: float) -> None:
+        deadline = time.monotonic() + 20  # sampled once a second by each worker
+        while True:
+            samples = parse_metrics((await _get(scrape_url)).text)
+            if total(samples, "catalog_db_pool_size") == expected:
+                return
+            assert time.monotonic() < deadline, total(samples, "catalog_db_pool_size")
+            await asyncio.sleep(0.2)
+
+    with serve(database_url, tmp_path, "--workers", "2", METRICS=str(metrics_port)) as served:
+        await pool_sizes_reach(2 * one_pool)
+        victim = _workers(served)[0]
+        os.kill(victim, signal.SIGKILL)
+        # uvicorn starts a new worker; the dead one's gauges must not add to the totals.
+        deadline = time.monotonic() + 30
+        while victim in _workers(served) or len(_workers(served)) < 2:
+            assert time.monotonic() < deadline, _workers(served)
+            await asyncio.sleep(0.2)
+        await pool_sizes_reach(2 * one_pool)
+        await asyncio.sleep(1.5)  # a full sampling period later: still two workers' worth
+        await pool_sizes_reach(2 * one_pool)
