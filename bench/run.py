@@ -9,6 +9,7 @@ in-process, then load each scenario with wrk on the service and the baseline in 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import secrets
@@ -260,7 +261,11 @@ def _load_all(
             options = {"connections": connections, "threads": args.threads}
             if args.warmup:
                 load.run_wrk(wrk, url, lua, lua_args, seconds=args.warmup, **options)
+            cpu_before = server.cpu_seconds()
             measured = load.run_wrk(wrk, url, lua, lua_args, seconds=args.duration, **options)
+            cpu_after = server.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None:
+                measured = dataclasses.replace(measured, cpu_seconds=cpu_after - cpu_before)
             runs = result.runs.setdefault(scenario.name, {}).setdefault(name, [])
             runs.append(measured)
             result.loads[scenario.name][name] = load.combine(runs)
