@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from deploy.ports import HOST, free_port
+from deploy.procs import end_group
 
 from catalog.db.database import Database
 from tests.conftest import SECRET
@@ -87,16 +88,13 @@ def _wait_until_up(served: Served) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM the server's process group; what is left after 20 s is killed."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end_group(process.pid, grace=20.0)
+    process.wait(10)
 
 
 async def _spread_requests(served: Served, path: str, workers: int) -> int:
