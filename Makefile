@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint typecheck check migrate bench clean lock infra cluster
+.PHONY: install run test test-pgbouncer lint typecheck check migrate bench clean lock infra cluster
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ migrate: $(STAMP)
 ## The whole suite, on SQLite and PostgreSQL (TEST_POSTGRES_URL, default the local server).
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) test-pgbouncer
+
+## The PostgreSQL half of the HTTP suite again, through a real PgBouncer in transaction mode.
+test-pgbouncer: $(STAMP)
+	TEST_DATABASE_POOLER=transaction $(BIN)/pytest tests/api -k postgresql -p no:randomly $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench deploy

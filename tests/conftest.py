@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from catalog import security
@@ -35,9 +35,11 @@ from catalog.security import create_access_token, credential_stamp, hash_passwor
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# `make test-pgbouncer`: the PostgreSQL tests through a real PgBouncer in this pool mode.
+POOLER = os.environ.get("TEST_DATABASE_POOLER", "none")
 SECRET = "test-secret-key-" + "x" * 32
 BACKENDS = ["sqlite", "postgresql"]
-TABLES = ("item_tags", "items", "tags", "users")
+TABLES = ("item_tags", "items", "tags", "users", "idempotency_keys")
 # Real-infrastructure fixtures (private PostgreSQL, replicas, PgBouncer, Patroni): deploy/.
 pytest_plugins = ["tests.infra.fixtures"]
 
@@ -54,6 +56,33 @@ def _fast_password_hashing() -> Iterator[None]:
 
 
 # --- throwaway databases ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _through_a_pooler() -> Iterator[None]:
+    """With TEST_DATABASE_POOLER=transaction|session, every PostgreSQL test database is
+    reached through a real PgBouncer in front of a private server started for the run."""
+    if POOLER == "none":
+        yield
+        return
+    from deploy.pgbouncer import PgBouncer
+    from deploy.postgres import PostgresInstance
+    from deploy.procs import MissingBinaryError
+
+    from tests.infra.fixtures import missing_infrastructure
+
+    try:
+        with (
+            PostgresInstance("pooled") as server,
+            PgBouncer(
+                server.port,
+                pool_mode=POOLER,  # type: ignore[arg-type]
+            ) as bouncer,
+        ):
+            os.environ["TEST_POSTGRES_URL"] = bouncer.url("postgres")
+            yield
+    except MissingBinaryError as error:
+        missing_infrastructure(error)
 
 
 def _postgres_admin_url() -> str:
@@ -97,6 +126,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "secret_key": SECRET,
         "environment": "test",
+        "database_pooler": POOLER,
         "_env_file": None,
     }
     return load_settings(**(values | overrides))
@@ -105,6 +135,25 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 # For a test whose subject exists on SQLite only (e.g. a multi-statement transaction that
 # PostgreSQL runs as one statement): not run, rather than skipped, on PostgreSQL.
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+# The same for a test of something only a server database has.
+postgresql_only = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+def schema_objects(engine: Engine) -> set[tuple[str, ...]]:
+    """PostgreSQL's indexes and constraints of the public schema, with their definitions."""
+    with engine.connect() as connection:
+        indexes = connection.execute(
+            text(
+                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            )
+        ).all()
+        constraints = connection.execute(
+            text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+            )
+        ).all()
+    return {tuple(row) for row in [*indexes, *constraints]}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

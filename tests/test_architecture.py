@@ -114,3 +114,43 @@ def test_every_route_reaches_the_database_through_one_unit_of_work(tmp_path: Pat
         assert not names & {"get_database", "get_async_db", "get_read_db"}, route.path
         if route.path not in ("/health",):
             assert get_unit_of_work in calls, route.path
+
+
+# Writing with the ORM or SQL: what the admin must leave to the services.
+ORM_WRITES = {"add", "add_all", "commit", "flush", "merge", "delete", "execute", "write"}
+SQL_WRITES = {"insert", "update", "delete", "text", "upsert"}
+
+
+def admin_writes(tree: ast.Module) -> list[str]:
+    """Calls of session write methods, and imports of SQL write constructs."""
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ORM_WRITES
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node.func)}")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            ("sqlalchemy", "catalog.db")
+        ):
+            found += [f"line {node.lineno}: {a.name}" for a in node.names if a.name in SQL_WRITES]
+    return found
+
+
+def test_the_admin_writes_only_through_the_services() -> None:
+    """sqladmin reads with sessions to render its pages; every write is a service call."""
+    offenders = {
+        str(path.relative_to(PACKAGE)): found
+        for path, tree in modules("admin")
+        if (found := admin_writes(tree))
+    }
+    assert offenders == {}
+
+
+def test_the_admin_check_itself_sees_a_write() -> None:
+    tree = ast.parse(
+        "from sqlalchemy import update\n"
+        "async def f(session):\n    session.add(x)\n    await session.commit()\n"
+    )
+    assert len(admin_writes(tree)) == 3

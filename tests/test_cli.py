@@ -26,7 +26,7 @@ from catalog.logs import logging_config
 from catalog.migrations import runner
 from catalog.migrations.runner import upgrade
 from catalog.security import verify_password
-from tests.conftest import SECRET, make_settings, throwaway_database
+from tests.conftest import POOLER, SECRET, make_settings, throwaway_database
 
 cli = CliRunner()
 
@@ -58,6 +58,7 @@ def invoke(
         "DATABASE_URL": url,
         "SECRET_KEY": SECRET,
         "ENVIRONMENT": "test",
+        "DATABASE_POOLER": POOLER,
     }
     get_settings.cache_clear()
     try:
@@ -372,6 +373,7 @@ def test_serve_defaults(tmp_path: Path, uvicorn_calls: list[Any]) -> None:
         "access_log": False,  # the service logs requests itself (ACCESS_LOG)
         "log_config": logging_config(get_settings()),
         "log_level": None,
+        "timeout_graceful_shutdown": 20,
     }
 
 
@@ -418,6 +420,70 @@ def test_serve_refuses_reload_with_workers(tmp_path: Path, uvicorn_calls: list[A
     result = invoke(f"sqlite:///{tmp_path / 'x.db'}", "serve", "--reload", "--workers", "2")
     assert_one_line_error(result, 2, "--reload")
     assert uvicorn_calls == []
+
+
+@pytest.fixture
+def bootstrap_env() -> Iterator[None]:
+    """`serve` marks its workers' environment once it created the first superuser: the
+    mark must not leak into the tests that run after it in this process."""
+    import os
+
+    from catalog.api.app import BOOTSTRAPPED_ENV
+
+    os.environ.pop(BOOTSTRAPPED_ENV, None)
+    yield
+    os.environ.pop(BOOTSTRAPPED_ENV, None)
+
+
+ADMIN: dict[str, str | None] = {
+    "FIRST_SUPERUSER_EMAIL": "Root@Example.com",
+    "FIRST_SUPERUSER_PASSWORD": "root-pass-1",
+}
+
+
+@pytest.mark.usefixtures("bootstrap_env")
+def test_serve_creates_the_first_superuser_once_before_the_workers(
+    migrated_url: str, uvicorn_calls: list[Any]
+) -> None:
+    import os
+
+    from catalog.api.app import BOOTSTRAPPED_ENV
+
+    result = invoke(migrated_url, "serve", "--workers", "2", env=dict(ADMIN))
+    assert result.exit_code == 0, result.output
+    assert len(uvicorn_calls) == 1
+    assert query(migrated_url, "SELECT email, is_superuser FROM users") == [
+        ("root@example.com", True)
+    ]
+    assert os.environ[BOOTSTRAPPED_ENV] == "1"  # the workers skip it
+
+
+@pytest.mark.usefixtures("bootstrap_env")
+def test_serve_exits_non_zero_when_the_first_superuser_cannot_be_created(
+    uvicorn_calls: list[Any],
+) -> None:
+    result = invoke(
+        "postgresql://postgres@127.0.0.1:1/nowhere",
+        "serve",
+        "--workers",
+        "2",
+        "--wait-for-db",
+        "0.5",
+        env=dict(ADMIN),
+    )
+    assert_one_line_error(result, 1, "first superuser", "unavailable")
+    assert uvicorn_calls == []
+
+
+@pytest.mark.usefixtures("bootstrap_env")
+def test_serve_refuses_a_first_superuser_the_api_would_refuse(
+    migrated_url: str, uvicorn_calls: list[Any]
+) -> None:
+    env = ADMIN | {"FIRST_SUPERUSER_PASSWORD": "short"}
+    result = invoke(migrated_url, "serve", env=env)
+    assert_one_line_error(result, 2, "FIRST_SUPERUSER", "password")
+    assert uvicorn_calls == []
+    assert query(migrated_url, "SELECT id FROM users") == []
 
 
 def test_serve_target_is_the_app_factory() -> None:

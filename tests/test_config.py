@@ -55,8 +55,14 @@ def test_defaults() -> None:
     assert (settings.db_pool_size, settings.db_max_overflow, settings.db_pool_timeout) == (
         20,
         0,
-        30.0,
+        2.0,  # a bounded wait: load beyond the pool is shed with 503, not queued for 30 s
     )
+    # Every wait on the database is bounded by default, and the request as a whole too.
+    assert settings.db_statement_timeout_ms == 5000
+    assert settings.db_lock_timeout_ms == 2000
+    assert settings.db_connect_timeout == 3.0
+    assert settings.request_timeout == 10.0
+    assert settings.shutdown_timeout == 20  # below a typical 30 s orchestrator grace period
     assert settings.environment == "development"
     assert settings.secret_key is None
     assert settings.log_level == "INFO"
@@ -178,8 +184,26 @@ def test_sqlite_paths_are_kept() -> None:
 def test_tls_mode_is_spelled_for_each_driver(spelling: str) -> None:
     """libpq says `sslmode`, asyncpg says `ssl`: either spelling reaches both drivers."""
     urls = resolve_urls(f"postgresql://u@h/db?{spelling}=require&application_name=x")
-    assert dict(urls.async_url.query) == {"ssl": "require", "application_name": "x"}
+    # application_name is libpq's alone (asyncpg.connect() would refuse the keyword).
+    assert dict(urls.async_url.query) == {"ssl": "require"}
     assert dict(urls.sync_url.query) == {"sslmode": "require", "application_name": "x"}
+
+
+def test_driver_specific_options_go_to_their_driver_only() -> None:
+    urls = resolve_urls(
+        "postgresql://u@h/db?command_timeout=3&statement_cache_size=0"
+        "&connect_timeout=2&target_session_attrs=read-write&some_option=1"
+    )
+    assert dict(urls.async_url.query) == {
+        "command_timeout": "3",
+        "statement_cache_size": "0",
+        "some_option": "1",  # unknown to both lists: both get it
+    }
+    assert dict(urls.sync_url.query) == {
+        "connect_timeout": "2",
+        "target_session_attrs": "read-write",
+        "some_option": "1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -360,6 +384,56 @@ def test_settings_are_immutable() -> None:
 
 def test_unknown_environment_names_the_variable() -> None:
     assert "ENVIRONMENT" in settings_error(environment="staging")
+
+
+# --- the web admin ----------------------------------------------------------------------------
+
+
+def test_the_admin_is_off_by_default() -> None:
+    settings = load_settings(_env_file=None)
+    assert settings.admin is False
+    assert settings.admin_session_minutes == 60
+
+
+@pytest.mark.parametrize(("given", "expected"), [("on", True), ("off", False), ("true", True)])
+def test_admin_is_switched_by_the_environment(
+    given: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ADMIN", given)
+    assert load_settings(_env_file=None).admin is expected
+
+
+def test_admin_with_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN", "maybe")
+    with pytest.raises(SettingsError, match=r"^invalid configuration: ADMIN: "):
+        load_settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("values", "secure"),
+    [
+        ({}, False),
+        ({"admin_https_only": True}, True),
+        ({"environment": "production", "secret_key": STRONG_KEY}, True),
+        ({"environment": "production", "secret_key": STRONG_KEY, "admin_https_only": True}, True),
+    ],
+)
+def test_the_admin_cookie_is_https_only_in_production_or_when_asked(
+    values: dict[str, Any], secure: bool
+) -> None:
+    assert load_settings(_env_file=None, **values).admin_cookie_secure() is secure
+
+
+def test_production_refuses_an_admin_cookie_over_plain_http() -> None:
+    message = settings_error(
+        environment="production", secret_key=STRONG_KEY, admin_https_only=False
+    )
+    assert message.startswith("invalid configuration: ADMIN_HTTPS_ONLY=false is refused")
+
+
+@pytest.mark.parametrize("minutes", [0, 24 * 60 + 1])
+def test_admin_session_minutes_are_bounded(minutes: int) -> None:
+    assert "ADMIN_SESSION_MINUTES" in settings_error(admin_session_minutes=minutes)
 
 
 # --- operating: metrics, logs, tracing ------------------------------------------------------

@@ -260,6 +260,35 @@ async def test_postgresql_url_with_sslmode_serves_both_engines(tmp_path: Path) -
             await async_engine.dispose()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        "command_timeout=3",  # asyncpg only: psycopg (CLI, migrations) would refuse it
+        "connect_timeout=2&application_name=catalog-test",  # libpq only: asyncpg would
+        "sslmode=disable&command_timeout=3&connect_timeout=2",
+    ],
+)
+async def test_driver_specific_url_options_serve_both_engines(tmp_path: Path, options: str) -> None:
+    with throwaway_database("postgresql", tmp_path) as url:
+        settings = make_settings(f"{url}?{options}")
+        upgrade(settings)  # migrations run on the sync engine
+        sync_engine = create_sync_engine(settings)
+        async_engine = create_async_db_engine(settings)
+        try:
+            with sync_engine.connect() as connection:
+                assert connection.execute(text("SELECT 1")).scalar() == 1
+            async with async_engine.connect() as async_connection:
+                assert (await async_connection.execute(text("SELECT 1"))).scalar() == 1
+                if "command_timeout" in options:
+                    # The URL's own bound is the one in force, not the settings' default.
+                    raw = await async_connection.get_raw_connection()
+                    driver: Any = raw.driver_connection
+                    assert driver._config.command_timeout == 3
+        finally:
+            sync_engine.dispose()
+            await async_engine.dispose()
+
+
 # --- SQLite configured for a service ------------------------------------------------------
 
 
@@ -457,3 +486,34 @@ async def test_each_backend_strategy_is_built_once(database: Database) -> None:
         assert uow.strategy(item_writes_for) is writes
     expected = OneStatementItemWrites if database.backend.writable_ctes else StepwiseItemWrites
     assert type(writes) is expected
+
+
+async def test_a_commit_under_way_finishes_even_if_the_caller_is_cancelled(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling a request (client gone, deadline) rolls its work back unless the commit
+    had started: a commit is never abandoned half-sent."""
+    committing = asyncio.Event()
+    real_commit = AsyncSession.commit
+
+    async def slow_commit(self: AsyncSession) -> None:
+        committing.set()
+        await asyncio.sleep(0.2)
+        await real_commit(self)
+
+    monkeypatch.setattr(AsyncSession, "commit", slow_commit)
+
+    async def write() -> None:
+        async with database.unit_of_work() as uow:
+            session = await uow.session()
+            session.add(Tag(name="committed"))
+            await session.flush()
+
+    task = asyncio.create_task(write())
+    await committing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    monkeypatch.undo()
+    assert await tag_names(database) == ["committed"]
+    assert checked_out(database.engine) == 0

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from catalog.config import Settings
 from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
 from catalog.migrations import runner
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import POOLER, make_settings, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ROOT / "src" / "catalog" / "migrations" / "versions"
@@ -221,6 +222,7 @@ def alembic(*args: str, url: str, cwd: Path = ROOT) -> subprocess.CompletedProce
     """Run `alembic ARGS` as a user would: from the root, the URL only in the environment."""
     env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARIABLES}
     env["DATABASE_URL"] = url
+    env["DATABASE_POOLER"] = POOLER
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
         ["alembic", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
@@ -342,3 +344,68 @@ def test_trigram_index_uses_the_default_collation(tmp_path: Path) -> None:
             engine.dispose()
     assert 'COLLATE "default" gin_trgm_ops' in definition
     assert "USING gin" in definition
+
+
+# --- many instances migrating at once ----------------------------------------------------------
+
+
+def _catalog_upgrade(url: str, **env: str) -> subprocess.Popen[str]:
+    environment = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARIABLES}
+    environment |= {"DATABASE_URL": url, "SECRET_KEY": "x" * 40, "DATABASE_POOLER": POOLER, **env}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "catalog"), "db", "upgrade"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_instances_upgrading_at_once_all_succeed(empty_db: Settings) -> None:
+    """Each instance of a deployment runs `catalog db upgrade` at start: the first
+    migrates, the others wait for it (an advisory lock) and find the database at head."""
+    processes = [_catalog_upgrade(empty_db.database_url) for _ in range(4)]
+    outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
+    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    assert current_revisions(empty_db) == (revisions()[-1],)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_instances_upgrading_at_the_same_moment_all_succeed(empty_db: Settings) -> None:
+    """The race made certain: a reader holds `items` while 4 instances start upgrading
+    from 0002, so all of them have read the version before any can alter the table.
+    Without the lock, the later ones would add the same column again and fail."""
+    import psycopg
+
+    runner.upgrade(empty_db, "0002")
+    with psycopg.connect(empty_db.database_url) as reader:
+        reader.execute("SELECT count(*) FROM items")  # holds ACCESS SHARE until rollback
+        processes = [
+            _catalog_upgrade(empty_db.database_url, MIGRATION_LOCK_TIMEOUT_MS="60000")
+            for _ in range(4)
+        ]
+        time.sleep(3)  # all four started and waiting (on the lock, or on the table)
+        reader.rollback()
+    outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
+    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    assert current_revisions(empty_db) == (revisions()[-1],)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_migration_ddl_waiting_on_a_busy_table_fails_fast(empty_db: Settings) -> None:
+    """A migration that needs a table someone is using gives up after the migration lock
+    timeout, with one line, instead of queueing every query on that table behind it."""
+    import psycopg
+
+    runner.upgrade(empty_db, "0002")  # the next revision alters `items`
+    with psycopg.connect(empty_db.database_url) as reader:
+        reader.execute("SELECT count(*) FROM items")  # holds ACCESS SHARE until rollback
+        blocked = _catalog_upgrade(empty_db.database_url, MIGRATION_LOCK_TIMEOUT_MS="300")
+        code = blocked.wait(timeout=60)
+        stderr = blocked.communicate()[1]
+        reader.rollback()
+    assert code == 1, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: database error:")
+    assert "lock timeout" in stderr
+    assert current_revisions(empty_db) == ("0002",)  # nothing half-applied
+    assert _catalog_upgrade(empty_db.database_url).wait(timeout=60) == 0

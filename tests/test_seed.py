@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, select
 from typer.testing import CliRunner, Result
 
 from catalog import seed as seeding
@@ -31,7 +31,7 @@ from catalog.seed import (
     seed_database,
     tag_names,
 )
-from tests.conftest import SECRET, make_settings, throwaway_database
+from tests.conftest import SECRET, make_settings, schema_objects, throwaway_database
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 SMALL = ("--users", "20", "--tags", "10", "--items", "200", "--as-of", "2026-01-01")
@@ -308,22 +308,6 @@ def test_items_without_any_user_is_an_error(migrated_url: str, engine: Engine) -
 # --- PostgreSQL's bulk path: indexes dropped and rebuilt in the same transaction ----------
 
 
-def _schema_objects(engine: Engine) -> set[tuple[str, ...]]:
-    with engine.connect() as connection:
-        indexes = connection.execute(
-            text(
-                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
-            )
-        ).all()
-        constraints = connection.execute(
-            text(
-                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-                "FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
-            )
-        ).all()
-    return {tuple(row) for row in [*indexes, *constraints]}
-
-
 @pytest.fixture
 def pg_url(tmp_path: Path) -> Iterator[str]:
     """A migrated PostgreSQL database, whatever the backend parameter."""
@@ -343,11 +327,11 @@ def test_bulk_load_restores_every_index_and_constraint(
     pg_url: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = pg_engine
-    before = _schema_objects(engine)
+    before = schema_objects(engine)
     monkeypatch.setattr(seeding, "BULK_LOAD_MIN_ROWS", 1)
     result = seed_ok(pg_url, *SMALL)
     assert "indexes" in result.stderr  # the bulk path ran
-    assert _schema_objects(engine) == before
+    assert schema_objects(engine) == before
     assert counts(engine)["items"] == 200
     assert invoke(pg_url, "db", "check").exit_code == 0
 
@@ -356,7 +340,7 @@ def test_failed_bulk_load_leaves_nothing_behind(
     pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = pg_engine
-    before = _schema_objects(engine)
+    before = schema_objects(engine)
     monkeypatch.setattr(seeding, "BULK_LOAD_MIN_ROWS", 1)
 
     def broken(*args: Any, **kwargs: Any) -> Iterator[seeding.ItemRow]:
@@ -368,5 +352,5 @@ def test_failed_bulk_load_leaves_nothing_behind(
     options = SeedOptions(users=2, items=10, tags=2, as_of=AS_OF)
     with pytest.raises(RuntimeError), database.session_scope() as session:
         seed_database(session, options)
-    assert _schema_objects(engine) == before
+    assert schema_objects(engine) == before
     assert counts(engine) == {"users": 0, "tags": 0, "items": 0, "item_tags": 0}

@@ -35,13 +35,43 @@ class Settings(BaseSettings):
     # pool for the steady load of one worker and keep overflow for rare bursts.
     db_pool_size: int = Field(default=20, ge=1, le=1000)
     db_max_overflow: int = Field(default=0, ge=0, le=1000)
-    db_pool_timeout: float = Field(default=30.0, gt=0)
+    # How long a request waits for a pooled connection before it is shed with a 503:
+    # under overload, queueing longer only makes every client wait.
+    db_pool_timeout: float = Field(default=2.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
-    # Off by default: a ping is one more round trip on every checkout.
+    # Off by default: a ping is one more round trip on every checkout. Dead pooled
+    # connections are detected without one (see db/backends.py).
     db_pool_pre_ping: bool = False
     db_echo: bool = False
     # SQLite only: how long a writer waits for the lock before giving up.
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    # What sits between the service and PostgreSQL: a transaction-mode pooler (PgBouncer)
+    # breaks prepared statements, startup parameters and session state; session mode
+    # breaks startup parameters. See docs/scaling.md.
+    database_pooler: Literal["none", "session", "transaction"] = "none"
+
+    # --- time bounds (issue 8): every wait ends, and an outage is a 503, not a hang ---
+    db_connect_timeout: float = Field(default=3.0, gt=0)
+    # API connections; 0 turns a bound off. The CLI and migrations have their own.
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    db_lock_timeout_ms: int = Field(default=2000, ge=0)
+    cli_statement_timeout_ms: int = Field(default=0, ge=0)
+    # Migration DDL waiting on a busy table fails fast instead of queueing every query
+    # behind it; waiting for another instance's migration is bounded separately.
+    migration_lock_timeout_ms: int = Field(default=5000, ge=0)
+    migration_wait_timeout_s: int = Field(default=300, ge=1)
+    # The whole request, from the first byte to the response (a backstop for waits the
+    # database cannot time out, e.g. a frozen server).
+    request_timeout: float = Field(default=10.0, gt=0)
+    retry_after_seconds: int = Field(default=2, ge=1, le=3600)
+    # `catalog serve`: how long in-flight requests may finish after SIGTERM (below the
+    # usual 30 s orchestrator grace period).
+    shutdown_timeout: int = Field(default=20, ge=1)
+
+    # --- safe retries and edits ---
+    idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    require_if_match: bool = False
 
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path(".secret_key")
@@ -50,6 +80,13 @@ class Settings(BaseSettings):
 
     first_superuser_email: str | None = None
     first_superuser_password: SecretStr | None = None
+
+    # The web admin at /admin (catalog.admin): off unless asked for, as it is one more
+    # place that accepts logins. Its session cookie is Secure when ADMIN_HTTPS_ONLY says so,
+    # and always in production (unset means "in production only").
+    admin: bool = False
+    admin_https_only: bool | None = None
+    admin_session_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
     # Operating (README "Operating"): what the service tells about itself.
     metrics: MetricsExposure = "off"
@@ -106,6 +143,11 @@ class Settings(BaseSettings):
             raise ValueError("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD go together")
         if self.environment != "production":
             return self
+        if self.admin_https_only is False:
+            raise ValueError(
+                "ADMIN_HTTPS_ONLY=false is refused when ENVIRONMENT=production: the admin "
+                "session cookie would be sent over plain HTTP"
+            )
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if not key:
             raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
@@ -115,6 +157,12 @@ class Settings(BaseSettings):
                 "characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
         return self
+
+    def admin_cookie_secure(self) -> bool:
+        """Whether the admin session cookie is sent over HTTPS only."""
+        if self.admin_https_only is None:
+            return self.environment == "production"
+        return self.admin_https_only
 
     def signing_key(self) -> str:
         """The JWT signing key: the configured one, or a development key kept on disk."""

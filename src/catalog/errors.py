@@ -34,3 +34,21 @@ class PermissionDeniedError(CatalogError):
 
     def __init__(self, detail: str = "Not enough permissions") -> None:
         super().__init__(detail)
+
+
+class PreconditionFailedError(CatalogError):
+    """The resource changed since the version the client's condition names (If-Match)."""
+
+    status_code = 412
+
+    def __init__(self, detail: str = "The resource was changed by someone else") -> None:
+        super().__init__(detail)
+
+
+class PreconditionRequiredError(CatalogError):
+    """The server requires the write to be conditional (If-Match) and it was not."""
+
+    status_code = 428
+
+    def __init__(self, detail: str = "This write requires an If-Match header") -> None:
+        super().__init__(detail)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -28,6 +29,7 @@ from catalog.db.base import Base
 from catalog.db.types import UTCDateTime, code_point_string, utcnow
 
 EMAIL_MAX_LENGTH = 320
+PASSWORD_HASH_MAX_LENGTH = 255
 ITEM_NAME_MAX_LENGTH = 200
 ITEM_DESCRIPTION_MAX_LENGTH = 2000
 TAG_NAME_MAX_LENGTH = 50
@@ -62,11 +64,13 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(code_point_string(EMAIL_MAX_LENGTH), unique=True, index=True)
-    hashed_password: Mapped[str] = mapped_column(String(255))
+    hashed_password: Mapped[str] = mapped_column(String(PASSWORD_HASH_MAX_LENGTH))
     full_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
+    # Incremented by every update: the ETag, and the If-Match check in the update's WHERE.
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     items: Mapped[list[Item]] = relationship(
         back_populates="owner", lazy="raise", passive_deletes=True
@@ -99,6 +103,9 @@ class Item(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Incremented by every change to the item or its tags: the ETag, and the If-Match
+    # check in the write's own WHERE (optimistic concurrency).
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     owner: Mapped[User] = relationship(back_populates="items", lazy="raise")
     tags: Mapped[list[Tag]] = relationship(
@@ -137,3 +144,32 @@ class Tag(Base):
 
     def __repr__(self) -> str:
         return f"Tag(id={self.id!r}, name={self.name!r})"
+
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key and the response its write produced.
+
+    Stored in the write's own transaction: a retry finds either nothing (the write did
+    not happen) or the response (it did). `scope` is whose key it is ("user:<id>", or
+    "anonymous" for registration); the primary key makes concurrent duplicates collide in
+    the database.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True)
+    # sha256 of the method, path and validated body: the same key with another request
+    # is refused rather than answered with the first request's response.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response_body: Mapped[str] = mapped_column(Text)
+    response_headers: Mapped[str] = mapped_column(Text)  # JSON object
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"IdempotencyKey(scope={self.scope!r}, key={self.key!r})"

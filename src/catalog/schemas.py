@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
 from typing_extensions import TypedDict
@@ -43,6 +44,15 @@ def normalize_tag_name(value: str) -> str:
     if "/" in name or not name.isprintable():
         raise ValueError("tag names may not contain '/' or control characters")
     return name
+
+
+def validation_message(error: ValidationError) -> str:
+    """A pydantic error as `field: message; field: message`."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        parts.append(f"{field}: {item['msg']}" if field else str(item["msg"]))
+    return "; ".join(parts)
 
 
 def _lower(value: Any) -> Any:
@@ -137,6 +147,12 @@ class UserUpdate(_Patch):
     is_active: bool | None = None
     is_superuser: bool | None = None
     NULLABLE: ClassVar[frozenset[str]] = frozenset({"full_name"})
+
+
+class UserAdminUpdate(UserUpdate):
+    """A superuser's change to an account in the web admin, which may also set a password."""
+
+    password: Password | None = None
 
 
 class UserRead(TypedDict):

@@ -36,6 +36,11 @@ def verify_password(password: str, hashed: str) -> bool:
     return _password_hash.verify(password, hashed)
 
 
+def is_password_hash(value: str) -> bool:
+    """Whether `value` is a hash `verify_password` understands (e.g. one from a backup)."""
+    return any(hasher.identify(value) for hasher in _password_hash.hashers)
+
+
 @cache
 def _dummy_hash() -> str:
     return hash_password("catalog-timing-equalizer")
@@ -73,6 +78,15 @@ def credential_stamp(hashed_password: str, key: str) -> str:
     """
     digest = hmac.new(key.encode(), hashed_password.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def derived_key(key: str, purpose: str) -> str:
+    """A key for one purpose only, derived from the signing key (HMAC-SHA256).
+
+    What is signed for one purpose (an admin session cookie, say) can then never pass as
+    something signed for another (a token or a cursor).
+    """
+    return hmac.new(key.encode(), f"catalog:{purpose}".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,16 +356,18 @@ async def test_touching_an_unloaded_relationship_raises(
                 load()
 
 
-# Account and tag writes: each is one statement after the token's user lookup, outside any
-# transaction on PostgreSQL and in one transaction on SQLite.
-ACCOUNT_AND_TAG_WRITES: dict[str, tuple[str, str, Any, int, int]] = {
-    # name: (method, path, body, status, statements after the user lookup)
-    "POST /users": ("POST", "/users", {"email": "new@example.com", "password": "x" * 8}, 201, 1),
-    "PATCH /users/me": ("PATCH", "/users/me", {"full_name": "Me"}, 200, 1),
-    "PATCH /users/{id}": ("PATCH", "/users/{other}", {"is_active": False}, 200, 1),
-    "DELETE /users/{id}": ("DELETE", "/users/{other}", None, 204, 1),
-    "POST /tags": ("POST", "/tags", {"name": "fresh"}, 201, 1),
-    "DELETE /tags/{name}": ("DELETE", "/tags/common", None, 204, 1),
+# Account and tag writes: one statement after the token's user lookup, outside any
+# transaction on PostgreSQL and in one transaction on SQLite. Deleting a tag also moves
+# the version (ETag) of the items that carried it: the same statement on PostgreSQL, one
+# more on SQLite.
+ACCOUNT_AND_TAG_WRITES: dict[str, tuple[str, str, Any, int, dict[str, int]]] = {
+    # name: (method, path, body, status, statements after the user lookup per backend)
+    "POST /users": ("POST", "/users", {"email": "n@example.com", "password": "x" * 8}, 201, {}),
+    "PATCH /users/me": ("PATCH", "/users/me", {"full_name": "Me"}, 200, {}),
+    "PATCH /users/{id}": ("PATCH", "/users/{other}", {"is_active": False}, 200, {}),
+    "DELETE /users/{id}": ("DELETE", "/users/{other}", None, 204, {}),
+    "POST /tags": ("POST", "/tags", {"name": "fresh"}, 201, {}),
+    "DELETE /tags/{name}": ("DELETE", "/tags/common", None, 204, {"sqlite": 2}),
 }
 
 
@@ -376,16 +378,16 @@ async def test_account_and_tag_writes_are_one_statement(
     make_user: MakeUser,
     sql: SqlLog,
     backend: str,
-    write: tuple[str, str, Any, int, int],
+    write: tuple[str, str, Any, int, dict[str, int]],
 ) -> None:
-    method, path, body, status, statements = write
+    method, path, body, status, exceptions = write
     admin = await make_user(is_superuser=True)
     path = path.format(other=catalog.owners[-1].id)
     anonymous = path == "/users"
     call = client.request(method, path, json=body, headers=None if anonymous else admin.headers)
     _, sent = await measure(sql, call, status)
-    lookup = 0 if anonymous else AUTH
+    statements = exceptions.get(backend, 1) + (0 if anonymous else AUTH)
     if backend == "postgresql":
-        assert len(sent) == lookup + statements, sent
+        assert len(sent) == statements, sent
     else:
-        assert len(sent) == TRANSACTION[backend] + lookup + statements, sent
+        assert len(sent) == TRANSACTION[backend] + statements, sent

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import os
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from catalog.api import observe
+from catalog.api.deadline import DeadlineMiddleware
 from catalog.api.errors import install_error_handlers
 from catalog.api.middleware import RequestIdMiddleware
 from catalog.api.responses import ORJSONResponse
@@ -18,25 +22,40 @@ from catalog.config import Settings, get_settings
 from catalog.cursors import CursorCodec
 from catalog.db.database import Database
 from catalog.logs import configure_logging
-from catalog.schemas import UserCreate
-from catalog.services.users import ensure_user
+from catalog.services.idempotency import purge_expired
+from catalog.services.users import ensure_first_superuser
 from catalog.telemetry import tracing
 
 logger = logging.getLogger("catalog.api")
 
 
-async def _ensure_first_superuser(settings: Settings, database: Database) -> None:
-    if settings.first_superuser_email is None or settings.first_superuser_password is None:
+# Set by `catalog serve` for its workers once it has created the first superuser itself.
+BOOTSTRAPPED_ENV = "CATALOG_FIRST_SUPERUSER_DONE"
+
+
+async def bootstrap(settings: Settings, database: Database) -> None:
+    """Create the configured first superuser (idempotent, safe with many workers)."""
+    email, password = settings.first_superuser_email, settings.first_superuser_password
+    if email is None or password is None:
         return
-    # The API's own rules: the email normalized and the password checked as at registration.
-    data = UserCreate(
-        email=settings.first_superuser_email,
-        password=settings.first_superuser_password.get_secret_value(),
-    )
     async with database.unit_of_work() as uow:
-        created = await ensure_user(uow, data, is_superuser=True)
+        created = await ensure_first_superuser(uow, email, password.get_secret_value())
     if created:
-        logger.info("created first superuser %s", data.email)
+        logger.info("created first superuser %s", email.strip().lower())
+
+
+PURGE_INTERVAL_SECONDS = 600.0
+
+
+async def purge_expired_keys_forever(database: Database) -> None:
+    """Delete expired idempotency keys every few minutes (each worker; cheap, indexed)."""
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS * random.uniform(0.5, 1.5))
+        try:
+            async with database.unit_of_work() as uow:
+                await purge_expired(uow)
+        except Exception as error:  # an outage: the next round will do it
+            logger.info("idempotency key purge skipped: %s", " ".join(str(error).split())[:200])
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -52,12 +71,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         db = database or Database.from_settings(settings)
         app.state.database = db
         try:
-            await _ensure_first_superuser(settings, db)
+            # Without a first superuser to create, nothing here needs the database: the
+            # service starts while it is down, answers 503, and serves once it is back.
+            if os.environ.get(BOOTSTRAPPED_ENV) != "1":
+                await bootstrap(settings, db)
             # Everything alive now (modules, routes, compiled statements) lives as long as
             # the process: keep it out of the cyclic GC's full collections.
             gc.freeze()
-            async with observe.running(app, settings, db):
-                yield
+            purge = asyncio.create_task(purge_expired_keys_forever(db))
+            try:
+                async with observe.running(app, settings, db):
+                    yield
+            finally:
+                purge.cancel()
         finally:
             if owns_database:
                 await db.dispose()
@@ -76,10 +102,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.cursor_codec = CursorCodec(signing_key)
     if database is not None:  # usable before startup, e.g. by ASGI test clients
         app.state.database = database
-    observe.install(app, settings)  # inside RequestIdMiddleware: its lines carry the id
+    # Added innermost first: the request id wraps everything, the deadline the app.
+    app.add_middleware(
+        DeadlineMiddleware,
+        timeout=settings.request_timeout,
+        retry_after=settings.retry_after_seconds,
+    )
+    # Outside the deadline (its 503s are counted), inside the request id (lines carry it).
+    observe.install(app, settings)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     # Routers are matched in order (FastAPI keeps included routers nested): hottest first.
     for module in (items, tags, users, auth, health):
         app.include_router(module.router)
+    if settings.admin:
+        from catalog.admin import mount_admin  # sqladmin is imported only when it is on
+
+        mount_admin(app, settings)
     return app

@@ -1,4 +1,4 @@
-"""The `catalog` command line: `serve`, `db ...`, `users ...` and `seed`."""
+"""The `catalog` command line: `serve`, `db ...`, `users ...`, `seed`, `export`, `import`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from catalog.cli import db, users
 from catalog.cli.common import CatalogGroup
 from catalog.cli.seed import seed
 from catalog.cli.serve import serve
+from catalog.cli.transfer import export_command, import_command
 
 app = typer.Typer(
     cls=CatalogGroup,
@@ -19,6 +20,8 @@ app = typer.Typer(
 )
 app.command()(serve)
 app.command()(seed)
+app.command(name="export")(export_command)
+app.command(name="import")(import_command)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 

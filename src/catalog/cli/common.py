@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
@@ -31,13 +31,18 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def validation_message(error: ValidationError) -> str:
-    """A pydantic error as `field: message; field: message`."""
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        parts.append(f"{field}: {item['msg']}" if field else str(item["msg"]))
-    return "; ".join(parts)
+class RichProgress:
+    """Shows a `catalog.progress.ProgressSink`'s phases as one rich bar each."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.tasks[phase] = self.progress.add_task(phase, total=total)
+
+    def advance(self, phase: str, amount: int) -> None:
+        self.progress.advance(self.tasks[phase], amount)
 
 
 def in_unit_of_work(settings: Settings, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:

@@ -11,31 +11,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
 from sqlalchemy.exc import IntegrityError
 
-from catalog.cli.common import USAGE_ERROR, err, fail, out
+from catalog.cli.common import USAGE_ERROR, RichProgress, err, fail, out
 from catalog.config import get_settings
 from catalog.db.database import SyncDatabase
 from catalog.seed import DEFAULT_BATCH_SIZE, SeedError, SeedOptions, analyze, seed_database
-
-
-class _RichProgress:
-    """Adapts the seed's progress events to one rich bar per phase."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, TaskID] = {}
-
-    def start(self, phase: str, total: int) -> None:
-        self.tasks[phase] = self.progress.add_task(phase, total=total)
-
-    def advance(self, phase: str, rows: int) -> None:
-        self.progress.advance(self.tasks[phase], rows)
 
 
 def seed(
@@ -49,7 +34,7 @@ def seed(
         typer.Option(
             formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
             help="End of the year the created_at values spread over, in UTC "
-            "[default: today 00:00].",
+            "\\[default: today 00:00].",
             show_default=False,
         ),
     ] = None,
@@ -77,7 +62,7 @@ def seed(
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=err) as bar, database.session_scope() as session:
-            report = seed_database(session, options, progress=_RichProgress(bar))
+            report = seed_database(session, options, progress=RichProgress(bar))
         with database.engine.connect() as connection:
             analyze(connection)
             connection.commit()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from catalog.cli.common import USAGE_ERROR, fail
-from catalog.config import get_settings
+from catalog.config import Settings, get_settings
+from catalog.schemas import validation_message
 
 APP_FACTORY = "catalog.api.app:create_app"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -27,6 +31,13 @@ def serve(
         bool | None,
         typer.Option(help="Log every request (default: the ACCESS_LOG setting, on)."),
     ] = None,
+    wait_for_db: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="With FIRST_SUPERUSER_*: how long to wait for the database to create it.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Serve the HTTP API with uvicorn (uvloop + httptools)."""
     if reload and workers > 1:
@@ -38,6 +49,13 @@ def serve(
     # Validate now, in one process with a readable error, rather than in every worker.
     settings = get_settings()
     settings.signing_key()  # creates the development key once, before workers race for it
+    from catalog.api.app import BOOTSTRAPPED_ENV  # late: only `serve` needs the app
+
+    if settings.first_superuser_email is not None:
+        # Once, here, before any worker starts: a start that cannot succeed fails now,
+        # with one line and a non-zero exit, instead of in every worker.
+        _bootstrap(settings, wait_for_db)
+        os.environ[BOOTSTRAPPED_ENV] = "1"
 
     import uvicorn  # imported late: the other commands do not need it
 
@@ -71,4 +89,38 @@ def serve(
             access_log=False,
             log_config=logging_config(settings),
             log_level=settings.log_level.lower(),
+            # In-flight requests get this long after SIGTERM; then they are cancelled, which
+            # rolls back their units of work, and the process exits.
+            timeout_graceful_shutdown=settings.shutdown_timeout,
         )
+
+
+def _bootstrap(settings: Settings, wait: float) -> None:
+    """Create the first superuser, retrying while the database is unavailable."""
+    from catalog.api.app import bootstrap
+    from catalog.db.database import Database
+    from catalog.db.errors import is_unavailable
+
+    async def run() -> None:
+        deadline = time.monotonic() + wait
+        database = Database.from_settings(settings)
+        try:
+            while True:
+                try:
+                    await bootstrap(settings, database)
+                    return
+                except Exception as error:
+                    if not is_unavailable(error) or time.monotonic() >= deadline:
+                        raise
+                await asyncio.sleep(0.5)
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except ValidationError as error:
+        fail(f"FIRST_SUPERUSER_*: {validation_message(error)}", USAGE_ERROR)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        fail(f"cannot create the first superuser: the database is unavailable ({error})")

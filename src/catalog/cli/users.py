@@ -14,11 +14,18 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
-from catalog.cli.common import USAGE_ERROR, err, fail, in_unit_of_work, out, validation_message
+from catalog.cli.common import USAGE_ERROR, err, fail, in_unit_of_work, out
 from catalog.config import get_settings
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import ConflictError
-from catalog.schemas import Email, UserCreate, UserRead, UserUpdate, UserUpdateMe
+from catalog.schemas import (
+    Email,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+    UserUpdateMe,
+    validation_message,
+)
 from catalog.services import users
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
@@ -107,7 +114,8 @@ def activate(email: EmailArgument) -> None:
 
 def _update(email: str, changes: dict[str, object]) -> UserRead:
     async def work(uow: UnitOfWork) -> UserRead:
-        return await users.update_user(uow, await users.get_user_id(uow, email), changes)
+        user_id = await users.get_user_id(uow, email)
+        return (await users.update_user(uow, user_id, changes)).value
 
     return in_unit_of_work(get_settings(), work)
 

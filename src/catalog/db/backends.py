@@ -17,13 +17,14 @@ here is how statements are *run* and what the engine can do in one statement:
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import greenlet_spawn
@@ -31,7 +32,9 @@ from sqlalchemy.util import greenlet_spawn
 from catalog.config import Settings
 from catalog.db import observe
 from catalog.db.compiled import CompiledQuery, Row
+from catalog.db.errors import CONNECTION_LOST, DatabaseUnavailableError, is_unavailable
 from catalog.db.types import unicode_lower
+from catalog.db.urls import resolve_urls
 
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
@@ -57,9 +60,18 @@ class Backend:
         """Per-connection set-up, on the (sync face of the) engine."""
 
     async def fetch(
-        self, engine: AsyncEngine, query: CompiledQuery, params: Mapping[str, Any]
+        self,
+        engine: AsyncEngine,
+        query: CompiledQuery,
+        params: Mapping[str, Any],
+        *,
+        retry_lost: bool = False,
     ) -> Sequence[Row]:
-        """All rows of `query`, run on its own outside any transaction."""
+        """All rows of `query`, run on its own outside any transaction.
+
+        `retry_lost`: run it once more on a fresh connection if the connection turns out
+        to be gone (for reads, which are always safe to repeat).
+        """
         async with engine.connect() as connection:
             await connection.execution_options(**AUTOCOMMIT)
             result = await connection.execute(query.statement, dict(params))
@@ -68,6 +80,10 @@ class Backend:
     def writer_queue(self) -> asyncio.Lock | None:
         """A lock writers of one process take in turn, where the database needs one."""
         return None
+
+    def persist_planner_settings(self, connection: Connection) -> list[str]:
+        """Store the API's planner settings in the database itself; what was set."""
+        return []
 
 
 class PostgreSQL(Backend):
@@ -84,46 +100,171 @@ class PostgreSQL(Backend):
             "pool_timeout": settings.db_pool_timeout,
             "pool_recycle": settings.db_pool_recycle,
         }
-        if asynchronous:
-            # JIT compilation and parallel workers only slow the short statements an OLTP
-            # API sends (a parallel plan for a filtered page measured 30x slower).
-            options["connect_args"] = {
-                "server_settings": {"jit": "off", "max_parallel_workers_per_gather": "0"}
-            }
+        urls = resolve_urls(settings.database_url)
+        args = _asyncpg_connect_args(settings) if asynchronous else _psycopg_connect_args(settings)
+        # What DATABASE_URL says explicitly wins over the settings' defaults.
+        given = (urls.async_url if asynchronous else urls.sync_url).query
+        options["connect_args"] = {k: v for k, v in args.items() if k not in given}
         return options
 
+    def configure(self, engine: Engine, settings: Settings) -> None:
+        if settings.database_pooler != "none" and engine.dialect.driver == "asyncpg":
+            bounds = {
+                name: value
+                for name, value in session_settings(settings).items()
+                if name in ("statement_timeout", "lock_timeout")
+            }
+            if bounds:
+                # Behind a pooler, each transaction sets the API's time bounds for itself
+                # (one statement; they end with it, like the pooler's session).
+                assignments = ", ".join(
+                    f"set_config('{k}', '{v}', true)" for k, v in bounds.items()
+                )
+
+                @event.listens_for(engine, "begin")
+                def _bound_transaction(connection: Connection) -> None:
+                    connection.exec_driver_sql(f"SELECT {assignments}")
+
+        @event.listens_for(engine, "checkout")
+        def _replace_dead(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            # After a server restart, failover or pg_terminate_backend, pooled asyncpg
+            # connections have already seen their socket close: asking is local, no round
+            # trip. The pool then discards this one and hands out a fresh connection.
+            driver = getattr(dbapi_connection, "driver_connection", None)  # asyncpg's
+            is_closed = getattr(driver, "is_closed", None)
+            if callable(is_closed) and is_closed():
+                raise DisconnectionError("pooled connection was closed by the server")
+
+    def persist_planner_settings(self, connection: Connection) -> list[str]:
+        # For every connection to this database, whatever passes between (a pooler
+        # forwards no startup parameter); harmless for the CLI, unlike time bounds.
+        database = connection.scalar(text("SELECT current_database()"))
+        name = connection.dialect.identifier_preparer.quote(str(database))
+        done = []
+        for setting, value in PLANNER_SETTINGS.items():
+            connection.execute(text(f"ALTER DATABASE {name} SET {setting} = {value}"))
+            done.append(f"{setting} = {value}")
+        return done
+
     async def fetch(
-        self, engine: AsyncEngine, query: CompiledQuery, params: Mapping[str, Any]
+        self,
+        engine: AsyncEngine,
+        query: CompiledQuery,
+        params: Mapping[str, Any],
+        *,
+        retry_lost: bool = False,
     ) -> Sequence[Row]:
         # Straight on the pool's asyncpg connection: no BEGIN/COMMIT around one statement,
         # no result-processing layer, asyncpg's own prepared-statement cache. Parameters
         # must be driver-native values (int, str, bool, Decimal, aware datetime, list).
         compiled = query.compiled(engine.dialect)
         sql = compiled.sql
-        pooled = await engine.raw_connection()
-        driver: Any = pooled.driver_connection
-        try:
+        for attempt in (1, 2):
+            pooled = await engine.raw_connection()
+            driver: Any = pooled.driver_connection
             started = observe.now()
             try:
                 records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
+                observe.report(self.name, sql, started)
+                return records
             except BaseException as error:
                 observe.report(self.name, sql, started, error)
-                raise
-            observe.report(self.name, sql, started)
-        except asyncpg.IntegrityConstraintViolationError as error:
-            # The exceptions the same statement raises through SQLAlchemy: callers see one
-            # family of errors whichever way a statement ran. Parameters stay out of their
-            # messages (as `hide_parameters` does for the engine): they may be secrets.
-            raise IntegrityError(sql, params, error, hide_parameters=True) from error
-        except asyncpg.PostgresError as error:
-            raise DBAPIError(sql, params, error, hide_parameters=True) from error
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-            # The pool cannot see errors raised past it: drop the broken connection.
-            await greenlet_spawn(pooled.invalidate)
-            raise
-        finally:
-            await greenlet_spawn(pooled.close)  # back to the pool
-        return records
+                if _suspect(error):
+                    # Cut off mid-statement, timed out, lost, terminated: the connection may
+                    # be half-closed or mid-protocol; never hand it to another request.
+                    # Synchronous (asyncpg's terminate): a second cancellation cannot
+                    # interrupt it and let the connection go back to the pool.
+                    pooled.invalidate()
+                if isinstance(error, CONNECTION_LOST) and not isinstance(error, TimeoutError):
+                    if retry_lost and attempt == 1:
+                        continue  # a read is safe to run again, on a fresh connection
+                    raise DatabaseUnavailableError(f"connection lost: {error}") from error
+                translated = _as_sqlalchemy_error(error, sql, params)
+                if translated is error:
+                    raise
+                raise translated from error
+            finally:
+                # Shielded: the connection goes back to the pool even if we are cancelled.
+                await asyncio.shield(greenlet_spawn(pooled.close))
+        raise AssertionError("unreachable")
+
+
+def _suspect(error: BaseException) -> bool:
+    """Whether a connection that raised `error` may be unusable: anything but an error the
+    server reported about the statement itself (a constraint, a syntax error...)."""
+    if isinstance(error, asyncpg.PostgresError):
+        return is_unavailable(error)
+    return True
+
+
+def _as_sqlalchemy_error(
+    error: BaseException, sql: str, params: Mapping[str, Any]
+) -> BaseException:
+    """What SQLAlchemy raises for the same failure: callers see one family of errors
+    whichever way a statement ran (CancelledError and the like pass unchanged).
+    Parameters stay out of their messages (as `hide_parameters` does for the engine):
+    they may be secrets."""
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(sql, params, error, hide_parameters=True)
+    if isinstance(error, asyncpg.PostgresError):
+        return DBAPIError(sql, params, error, hide_parameters=True)
+    if isinstance(error, TimeoutError):  # command_timeout: the server did not answer
+        return DatabaseUnavailableError("the database did not answer in time")
+    if isinstance(error, asyncpg.InternalClientError):
+        return DatabaseUnavailableError(f"the connection broke: {error}")
+    return error
+
+
+PLANNER_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+
+
+def session_settings(settings: Settings) -> dict[str, str]:
+    """The PostgreSQL settings every API connection works under."""
+    # JIT compilation and parallel workers only slow the short statements an OLTP API
+    # sends (a parallel plan for a filtered page measured 30x slower).
+    values = dict(PLANNER_SETTINGS)
+    if settings.db_statement_timeout_ms:
+        values["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    if settings.db_lock_timeout_ms:
+        values["lock_timeout"] = str(settings.db_lock_timeout_ms)
+    return values
+
+
+def _asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
+    statement_ms = settings.db_statement_timeout_ms
+    args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        # The server enforces statement_timeout; this client-side bound (a little later)
+        # also ends a wait on a server that cannot answer at all (frozen, partitioned),
+        # and is the bound behind a pooler, which cannot pass the setting at connect.
+        "command_timeout": statement_ms / 1000 + 1 if statement_ms else None,
+    }
+    if settings.database_pooler == "none":
+        args["server_settings"] = session_settings(settings)
+    # Behind a pooler no startup parameter gets through (PgBouncer refuses the login):
+    # the planner settings come from `catalog db tune` (ALTER DATABASE ... SET), the time
+    # bounds from command_timeout and, in transactions, SET LOCAL (see `configure`).
+    if settings.database_pooler == "transaction":
+        # Consecutive statements may reach different server connections: no prepared
+        # statement outlives its statement (asyncpg's cache off, SQLAlchemy's statements
+        # uniquely named so two clients' never collide on one server connection).
+        args["statement_cache_size"] = 0
+        args["prepared_statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = _unique_statement_name
+    return args
+
+
+def _unique_statement_name() -> str:
+    return f"__catalog_{uuid.uuid4().hex}__"
+
+
+def _psycopg_connect_args(settings: Settings) -> dict[str, Any]:
+    args: dict[str, Any] = {"connect_timeout": max(1, round(settings.db_connect_timeout))}
+    if settings.cli_statement_timeout_ms and settings.database_pooler == "none":
+        args["options"] = f"-c statement_timeout={settings.cli_statement_timeout_ms}"
+    if settings.database_pooler == "transaction":
+        args["prepare_threshold"] = None  # psycopg's server-side prepared statements off
+    return args
 
 
 class SQLite(Backend):

@@ -24,7 +24,7 @@ class Compiled(NamedTuple):
 
     sql: str
     order: tuple[str, ...]  # the bound parameters' names, in positional order
-    defaults: Mapping[str, Any]  # model-side scalar defaults of columns left unset
+    defaults: Mapping[str, Any]  # literals and the scalar defaults of columns left unset
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         """Positional values for `params`, completed by the column defaults."""
@@ -57,8 +57,13 @@ class CompiledQuery:
 
 
 def _scalar_defaults(compiled: SQLCompiler) -> dict[str, Any]:
-    """Defaults SQLAlchemy would fill in at execution (e.g. `is_active=True` on INSERT)."""
+    """Values SQLAlchemy would fill in at execution: literals in expressions (the 1 of
+    `version + 1`) and columns' scalar defaults (e.g. `is_active=True` on INSERT)."""
     defaults = {}
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        if not bind.required and bind.value is not None:
+            defaults[name] = bind.value
     for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
         default = column.default
         if default is None or not default.is_scalar:

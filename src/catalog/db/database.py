@@ -50,8 +50,13 @@ class Database:
     @asynccontextmanager
     async def autocommit_session(self) -> AsyncIterator[AsyncSession]:
         """A session whose statements each commit on their own (no transaction)."""
-        async with AsyncSession(self.engine.execution_options(**AUTOCOMMIT)) as session:
+        async with self.read_session() as session:
             yield session
+
+    def read_session(self, **options: Any) -> AsyncSession:
+        """A new ORM session for reads (`async with`): each statement runs on its own, so it
+        takes no write lock on SQLite and costs no BEGIN/ROLLBACK round trips."""
+        return AsyncSession(self.engine.execution_options(**AUTOCOMMIT), **options)
 
     def strategy(self, factory: Callable[[Backend], T]) -> T:
         """What `factory` builds for this database's backend, built on first use only.

@@ -108,6 +108,12 @@ class unicode_ilike(FunctionElement[bool]):
     inherit_cache = True
 
 
+def contains_pattern(text: str) -> str:
+    """The `unicode_ilike` pattern matching `text` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 @compiles(unicode_ilike, "postgresql")
 def _ilike_pg(element: unicode_ilike, compiler: SQLCompiler, **kw: Any) -> str:
     column, pattern = (compiler.process(c, **kw) for c in element.clauses)

@@ -13,6 +13,8 @@ in a `scope="function"` dependency, so the commit happens before the response is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -61,7 +63,8 @@ class UnitOfWork:
     async def fetch_all(self, query: CompiledQuery, **params: Any) -> Sequence[Row]:
         """All rows of a precompiled query: on its own, or inside the open transaction."""
         if self._session is None:
-            return await self.backend.fetch(self._database.engine, query, params)
+            engine = self._database.engine
+            return await self.backend.fetch(engine, query, params, retry_lost=True)
         result = await self._execute(self._session, query, params)
         return result.mappings().all()
 
@@ -95,26 +98,46 @@ class UnitOfWork:
         return self._database.strategy(factory)
 
     async def commit(self) -> None:
-        """Commit the open transaction, if any (a later write opens a new one)."""
-        if self._session is not None:
-            await self._session.commit()
+        """Commit the open transaction, if any (a later write opens a new one).
+
+        A commit under way is never abandoned half-sent: if the caller is cancelled (its
+        client left, its deadline passed) the commit still finishes, then the
+        cancellation goes on.
+        """
+        if self._session is None:
+            return
+        commit = asyncio.ensure_future(self._session.commit())
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await commit
+            raise
 
     async def close(self, error: BaseException | None = None) -> None:
         """Roll back after `error` (or anything uncommitted), release the connection."""
         session, self._session = self._session, None
         try:
             if session is not None:
-                try:
-                    if error is not None:
-                        await session.rollback()
-                finally:
-                    await session.close()  # rolls back whatever was not committed
+                await self._end(session, error)
         finally:
             if self._turn_taken:
                 self._turn_taken = False
                 queue = self._database.writer_queue
                 assert queue is not None
                 queue.release()
+
+    @staticmethod
+    async def _end(session: AsyncSession, error: BaseException | None) -> None:
+        if error is None:
+            await session.close()  # rolls back whatever was not committed
+            return
+        # Already failing: a connection that is gone cannot roll back, and closing discards
+        # it; the error that matters is `error`, not one from the cleanup.
+        with contextlib.suppress(Exception):
+            await session.rollback()
+        with contextlib.suppress(Exception):
+            await session.close()
 
     async def __aenter__(self) -> UnitOfWork:
         return self

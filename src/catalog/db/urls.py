@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from sqlalchemy.engine import URL, make_url
@@ -18,6 +19,43 @@ _ACCEPTED: dict[str, frozenset[str]] = {
     "sqlite": frozenset({"", "aiosqlite", "pysqlite"}),
 }
 _ALIASES = {"postgres": "postgresql"}
+# PostgreSQL URL options only one of the two drivers understands; each goes to its own
+# driver's URL, so an option for one does not break the other (e.g. `command_timeout`
+# bounds the API's statements but psycopg, for the CLI and migrations, rejects it).
+# Options in neither list go to both.
+_ASYNCPG_ONLY = frozenset(
+    {
+        "command_timeout",
+        "timeout",
+        "statement_cache_size",
+        "prepared_statement_cache_size",
+        "prepared_statement_name_func",
+        "max_cached_statement_lifetime",
+        "max_cacheable_statement_size",
+    }
+)
+_LIBPQ_ONLY = frozenset(
+    {
+        "connect_timeout",
+        "application_name",
+        "fallback_application_name",
+        "options",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "client_encoding",
+        "gssencmode",
+        "channel_binding",
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "sslcrl",
+        "sslpassword",
+    }
+)
 # The password of a URL too malformed to parse, so an error message can leave it out.
 _PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
 
@@ -56,11 +94,23 @@ def resolve_urls(raw: str) -> DatabaseURLs:
     async_url = url.set(drivername=f"{backend}+{async_driver}")
     sync_url = url.set(drivername=f"{backend}+{sync_driver}")
     if backend == "postgresql":
-        # libpq (psycopg) spells the TLS mode `sslmode`, asyncpg spells it `ssl`: accept
-        # either and hand each driver its own spelling.
-        query = {k: v for k, v in url.query.items() if k not in ("sslmode", "ssl")}
-        mode = url.query.get("sslmode") or url.query.get("ssl")
-        if mode:
-            async_url = async_url.set(query=query | {"ssl": mode})
-            sync_url = sync_url.set(query=query | {"sslmode": mode})
+        async_query, sync_query = _split_options(url.query)
+        async_url = async_url.set(query=async_query)
+        sync_url = sync_url.set(query=sync_query)
     return DatabaseURLs(async_url=async_url, sync_url=sync_url)
+
+
+def _split_options(
+    query: Mapping[str, str | tuple[str, ...]],
+) -> tuple[dict[str, str | tuple[str, ...]], dict[str, str | tuple[str, ...]]]:
+    """The URL options for asyncpg and for psycopg."""
+    shared = {k: v for k, v in query.items() if k not in ("sslmode", "ssl")}
+    async_query = {k: v for k, v in shared.items() if k not in _LIBPQ_ONLY}
+    sync_query = {k: v for k, v in shared.items() if k not in _ASYNCPG_ONLY}
+    # libpq (psycopg) spells the TLS mode `sslmode`, asyncpg spells it `ssl`: accept
+    # either and hand each driver its own spelling.
+    mode = query.get("sslmode") or query.get("ssl")
+    if mode:
+        async_query["ssl"] = mode
+        sync_query["sslmode"] = mode
+    return async_query, sync_query

@@ -11,10 +11,11 @@ from typing import Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from catalog import models  # noqa: F401  (registers the tables on the metadata)
 from catalog.config import Settings, SettingsError, get_settings
+from catalog.db.backends import backend_of
 from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
 from catalog.db.types import StringList, UTCDateTime
@@ -75,12 +76,41 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# pg_advisory_xact_lock key: one migration at a time per database, whatever the instance.
+MIGRATION_LOCK_KEY = 727_100_001
+
+
+def _one_at_a_time(connection: Connection, settings: Settings) -> None:
+    """Serialize migrators, then bound how long migration DDL may wait for a table.
+
+    Started by N instances at once, the first migrates and the others wait here, then find
+    the database at head (Alembic reads the version after this). Transaction-scoped, so it
+    holds behind a transaction-mode pooler too. Waiting on a busy table, by contrast, fails
+    fast: every query on that table would otherwise queue behind the waiting DDL. (SQLite:
+    the write transaction, BEGIN IMMEDIATE, is the lock; see `_migration_settings`.)
+    """
+    if backend_of(connection).name != "postgresql":
+        return
+    wait_ms, ddl_ms = settings.migration_wait_timeout_s * 1000, settings.migration_lock_timeout_ms
+    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait_ms)}")
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(ddl_ms)}")
+
+
+def _migration_settings(settings: Settings) -> Settings:
+    # An SQLite migrator waits for another one's write transaction as long as it may wait.
+    wait_ms = settings.migration_wait_timeout_s * 1000
+    return settings.model_copy(update={"sqlite_busy_timeout_ms": wait_ms})
+
+
 def run_migrations_online() -> None:
-    engine = create_sync_engine(_settings())
+    settings = _settings()
+    engine = create_sync_engine(_migration_settings(settings))
     try:
         with engine.connect() as connection:
             _configure(connection)
             with context.begin_transaction():
+                _one_at_a_time(connection, settings)
                 context.run_migrations()
     finally:
         engine.dispose()

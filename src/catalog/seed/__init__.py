@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from catalog.db.types import upsert
 from catalog.models import Tag, User
+from catalog.progress import NoProgress, ProgressSink
 from catalog.security import hash_password
 from catalog.seed.data import (
     ADJECTIVES,
@@ -83,22 +83,6 @@ BULK_LOAD_MIN_ROWS = 50_000
 
 class SeedError(ValueError):
     """The seed cannot run as asked (e.g. items but no users to own them)."""
-
-
-class ProgressSink(Protocol):
-    """Receives progress per phase ("users", "items", "item tags")."""
-
-    def start(self, phase: str, total: int) -> None: ...
-
-    def advance(self, phase: str, rows: int) -> None: ...
-
-
-class _NoProgress:
-    def start(self, phase: str, total: int) -> None:
-        pass
-
-    def advance(self, phase: str, rows: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -172,7 +156,7 @@ def seed_database(
     Every seeded user gets the same password, `DEMO_PASSWORD`, hashed once. Existing tags
     with a generated name are reused. With `users=0` the items go to existing users.
     """
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     connection = session.connection()
     writer = _writer(connection, options.batch_size, progress)
     as_of = options.window_end()

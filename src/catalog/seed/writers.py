@@ -2,7 +2,7 @@
 
 SQLite gets `executemany` of Core inserts in batches; PostgreSQL streams rows with COPY and,
 for a large load into an empty table, drops the secondary indexes and foreign keys first and
-rebuilds them after.
+rebuilds them after (`catalog.db.bulk`).
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, insert, text
 
 from catalog.db.backends import backend_of
+from catalog.db.bulk import drop_secondary_indexes, rebuild_indexes
 from catalog.models import Item, User, item_tags
+from catalog.progress import ProgressSink
 from catalog.seed.data import ItemRow, UserRow
-
-if TYPE_CHECKING:
-    # Only for annotations: the package imports this module, not the other way round.
-    from catalog.seed import ProgressSink
 
 NULL = "\\N"  # NULL in COPY's text format
 
@@ -178,48 +176,17 @@ class PostgresWriter(Writer):
                 self.progress.advance("users", len(batch))
 
     def write_items(self, rows: Iterable[ItemRow], *, bulk_load: bool) -> int:
-        rebuild = self._drop_indexes() if bulk_load and self._empty() else []
+        tables = ("items", "item_tags")
+        rebuild = (
+            drop_secondary_indexes(self.connection, tables) if bulk_load and self._empty() else []
+        )
         links = self._copy_items(rows)
         if rebuild:
-            # Built once from sorted input, far cheaper than a million incremental updates
-            # (the trigram GIN index above all), and FKs validated by one join each.
-            self.progress.start("indexes", len(rebuild))
-            self.connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-            for statement in rebuild:
-                self.connection.execute(text(statement))
-                self.progress.advance("indexes", 1)
+            rebuild_indexes(self.connection, rebuild, self.progress)
         return links
 
     def _empty(self) -> bool:
         return not self.connection.scalar(text("SELECT EXISTS (SELECT 1 FROM items)"))
-
-    def _drop_indexes(self) -> list[str]:
-        """Drop the secondary indexes and foreign keys of the item tables; return their DDL.
-
-        Only for a load into an empty table: the DROP locks out readers until the commit,
-        which matters to nobody while there is nothing to read. It is all one transaction,
-        so a failed seed also restores the indexes. Primary keys and unique indexes stay.
-        """
-        tables = "ARRAY['items'::regclass, 'item_tags'::regclass]"
-        indexes = self.connection.execute(
-            text(
-                "SELECT format('DROP INDEX %I.%I', n.nspname, i.relname), pg_get_indexdef(i.oid) "
-                "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-                "JOIN pg_namespace n ON n.oid = i.relnamespace "
-                f"WHERE x.indrelid = ANY({tables}) AND NOT x.indisunique"
-            )
-        ).all()
-        foreign_keys = self.connection.execute(
-            text(
-                "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname), "
-                "format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, "
-                "pg_get_constraintdef(oid)) "
-                f"FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY({tables})"
-            )
-        ).all()
-        for drop, _ in [*foreign_keys, *indexes]:
-            self.connection.execute(text(drop))
-        return [create for _, create in [*indexes, *foreign_keys]]
 
     def _copy_items(self, rows: Iterable[ItemRow]) -> int:
         cursor = self._cursor()

@@ -23,7 +23,7 @@ from sqlalchemy import BindParameter, ColumnElement, bindparam, exists, func, se
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
 from catalog.db.compiled import CompiledQuery
-from catalog.db.types import unicode_ilike
+from catalog.db.types import contains_pattern, unicode_ilike
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
 from catalog.models import Item, Tag, is_valid_id, item_tags
@@ -104,14 +104,10 @@ class ItemFilters:
         values["min_price"], values["max_price"] = self.price_bounds() or (None, None)
         params: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
         if self.q:
-            params["q"] = f"%{_escape_like(self.q)}%"
+            params["q"] = contains_pattern(self.q)
         for i, name in enumerate(sorted(set(self.tags))):
             params[f"tag_{i}"] = name
         return params
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _conditions(scope: Scope, names: frozenset[str]) -> list[ColumnElement[bool]]:

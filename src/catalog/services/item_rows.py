@@ -25,6 +25,7 @@ ITEM_COLUMNS = (
     Item.created_at,
     Item.updated_at,
     Item.owner_id,
+    Item.version,  # not part of the Item: its ETag
 )
 
 

@@ -5,16 +5,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.db.compiled import CompiledQuery
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import ConflictError, NotFoundError
-from catalog.models import Tag, item_tags
+from catalog.models import Tag, is_valid_id, item_tags
 from catalog.schemas import TagRead
+from catalog.services.item_writes import BUMP_ITEMS_WITH_TAG, item_writes_for
 
 TAG_NOT_FOUND = "Tag not found"
+TAG_EXISTS = "Tag already exists"
 
 _item_count = (
     select(func.count()).where(item_tags.c.tag_id == Tag.id).scalar_subquery().label("item_count")
@@ -27,7 +29,11 @@ _PAGE = CompiledQuery(
 )
 _CREATE = CompiledQuery(insert(Tag).values(name=bindparam("name")).returning(Tag.id))
 _ID_BY_NAME = CompiledQuery(select(Tag.id).where(Tag.name == bindparam("name")))
-_DELETE = CompiledQuery(delete(Tag).where(Tag.name == bindparam("name")).returning(Tag.id))
+_BY_ID = Tag.id == bindparam("tag_id", type_=Integer)
+_RENAME = CompiledQuery(update(Tag).where(_BY_ID).values(name=bindparam("name")).returning(Tag.id))
+_ITEM_COUNT = CompiledQuery(
+    select(func.count().label("item_count")).where(item_tags.c.tag_id == bindparam("tag_id"))
+)
 
 
 async def list_tags(uow: UnitOfWork, *, skip: int, limit: int) -> list[TagRead]:
@@ -41,9 +47,27 @@ async def create_tag(uow: UnitOfWork, name: str) -> TagRead:
     try:
         row = await uow.write(_CREATE, name=name)
     except IntegrityError:
-        raise ConflictError("Tag already exists") from None
+        raise ConflictError(TAG_EXISTS) from None
     assert row is not None
     return TagRead(id=row["id"], name=name, item_count=0)
+
+
+async def rename_tag(uow: UnitOfWork, tag_id: int, name: str) -> TagRead:
+    """Give a tag a new normalized name (the items carrying it keep it); NotFoundError, or
+    ConflictError when another tag has that name (the database decides)."""
+    if not is_valid_id(tag_id):
+        raise NotFoundError(TAG_NOT_FOUND)
+    await uow.session()  # the new name and the items' new versions: one transaction
+    try:
+        row = await uow.write(_RENAME, tag_id=tag_id, name=name)
+    except IntegrityError:
+        raise ConflictError(TAG_EXISTS) from None
+    if row is None:
+        raise NotFoundError(TAG_NOT_FOUND)
+    await uow.write(BUMP_ITEMS_WITH_TAG, tag_id=tag_id)  # their representation changed
+    counted = await uow.fetch_one(_ITEM_COUNT, tag_id=tag_id)
+    assert counted is not None  # an aggregate always returns its row
+    return TagRead(id=tag_id, name=name, item_count=counted["item_count"])
 
 
 async def get_tag_id(uow: UnitOfWork, name: str) -> int:
@@ -55,6 +79,6 @@ async def get_tag_id(uow: UnitOfWork, name: str) -> int:
 
 
 async def delete_tag(uow: UnitOfWork, name: str) -> None:
-    """Delete a tag; the database removes it from every item (ON DELETE CASCADE)."""
-    if await uow.write(_DELETE, name=name) is None:
+    """Delete a tag and take it off every item (their versions, hence ETags, move)."""
+    if not await uow.strategy(item_writes_for).remove_tag(uow, name):
         raise NotFoundError(TAG_NOT_FOUND)

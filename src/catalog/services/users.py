@@ -18,7 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from catalog.db.compiled import CompiledQuery
 from catalog.db.types import upsert
 from catalog.db.unit_of_work import UnitOfWork
-from catalog.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
+from catalog.errors import (
+    AuthenticationError,
+    CatalogError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
 from catalog.hooks import login_failed
 from catalog.models import User, is_valid_id
 from catalog.schemas import UserCreate, UserRead, is_storable_text
@@ -27,6 +34,13 @@ from catalog.security import (
     hash_password_async,
     stamp_matches,
     verify_password_or_dummy_async,
+)
+from catalog.services.versions import (
+    MAX_EXPECTED_VERSIONS,
+    Expected,
+    Versioned,
+    expected_params,
+    version_matches,
 )
 
 USER_NOT_FOUND = "User not found"
@@ -41,6 +55,7 @@ USER_COLUMNS = (
     User.is_active,
     User.is_superuser,
     User.created_at,
+    User.version,  # not part of the User: its ETag
 )
 
 
@@ -51,12 +66,18 @@ class Principal:
     id: int
     is_superuser: bool
 
+    @property
+    def scope(self) -> str:
+        """What this principal's own resources (e.g. idempotency keys) are keyed by."""
+        return f"user:{self.id}"
+
 
 @dataclass(frozen=True, slots=True)
 class AuthenticatedUser(Principal):
     """The authenticated caller, with their account as the API shows it."""
 
     account: UserRead
+    version: int
 
 
 class Credentials(NamedTuple):
@@ -103,13 +124,34 @@ _ENSURE = CompiledQuery(
     .on_conflict_do_nothing(index_elements=[User.email])
     .returning(User.id)
 )
-_DELETE = CompiledQuery(delete(User).where(_by_id()).returning(User.id))
 
 
-@lru_cache(maxsize=16)  # one per subset of the updatable fields
-def _update(fields: frozenset[str]) -> CompiledQuery:
-    statement = update(User).where(_by_id()).values(**{f: bindparam(f) for f in sorted(fields)})
+@lru_cache(maxsize=MAX_EXPECTED_VERSIONS + 1)
+def _delete(checks: int) -> CompiledQuery:
+    where = [_by_id(), *version_matches(User.version, checks)]
+    return CompiledQuery(delete(User).where(*where).returning(User.id))
+
+
+# One shape per subset of the updatable fields and number of expected versions.
+@lru_cache(maxsize=16 * (MAX_EXPECTED_VERSIONS + 1))
+def _update(fields: frozenset[str], checks: int) -> CompiledQuery:
+    values: dict[str, Any] = {f: bindparam(f) for f in sorted(fields)}
+    statement = (
+        update(User)
+        .where(_by_id(), *version_matches(User.version, checks))
+        .values(**values, version=User.version + 1)
+    )
     return CompiledQuery(statement.returning(*USER_COLUMNS))
+
+
+_VERSION = CompiledQuery(select(User.version).where(_by_id()))
+
+
+async def _explain_miss(uow: UnitOfWork, user_id: int) -> CatalogError:
+    """Why a write matched no account: there is none, or it changed since `expected`."""
+    if await uow.fetch_one(_VERSION, user_id=user_id) is None:
+        return NotFoundError(USER_NOT_FOUND)
+    return PreconditionFailedError()
 
 
 async def _new_user_values(data: UserCreate, is_superuser: bool) -> dict[str, Any]:
@@ -138,12 +180,22 @@ async def ensure_user(uow: UnitOfWork, data: UserCreate, *, is_superuser: bool) 
     return await uow.write(_ENSURE, **values) is not None
 
 
-async def get_user(uow: UnitOfWork, user_id: int) -> UserRead:
-    """The account with this id, or NotFoundError."""
+async def ensure_first_superuser(uow: UnitOfWork, email: str, password: str) -> bool:
+    """Create the configured first superuser unless the email exists; True if created.
+
+    The registration rules apply (email normalized, password length): a ValidationError
+    for values the API would refuse.
+    """
+    data = UserCreate(email=email, password=password)
+    return await ensure_user(uow, data, is_superuser=True)
+
+
+async def get_user(uow: UnitOfWork, user_id: int) -> Versioned[UserRead]:
+    """The account with this id, with its version; NotFoundError if there is none."""
     row = await uow.fetch_one(_USER, user_id=user_id) if is_valid_id(user_id) else None
     if row is None:
         raise NotFoundError(USER_NOT_FOUND)
-    return to_user_read(row)
+    return Versioned(to_user_read(row), row["version"])
 
 
 async def get_user_id(uow: UnitOfWork, email: str) -> int:
@@ -177,7 +229,10 @@ async def current_user(uow: UnitOfWork, claims: TokenClaims, key: str) -> Authen
     if not row["is_active"]:
         raise PermissionDeniedError(INACTIVE)
     return AuthenticatedUser(
-        id=row["id"], is_superuser=row["is_superuser"], account=to_user_read(row)
+        id=row["id"],
+        is_superuser=row["is_superuser"],
+        account=to_user_read(row),
+        version=row["version"],
     )
 
 
@@ -203,22 +258,32 @@ async def authenticate(uow: UnitOfWork, email: str, password: str) -> Credential
     return Credentials(row["id"], row["hashed_password"])
 
 
-async def update_user(uow: UnitOfWork, user_id: int, changes: Mapping[str, Any]) -> UserRead:
-    """Apply validated field changes; a `password` is stored as a new hash (which revokes
-    the account's earlier tokens)."""
+async def update_user(
+    uow: UnitOfWork, user_id: int, changes: Mapping[str, Any], *, expected: Expected = None
+) -> Versioned[UserRead]:
+    """Apply validated field changes (if the account is at one of the `expected` versions,
+    when given); a `password` is stored as a new hash, which revokes the account's earlier
+    tokens. The version moves on every update."""
+    if not is_valid_id(user_id):
+        raise NotFoundError(USER_NOT_FOUND)
     values = dict(changes)
     if "password" in values:
         values["hashed_password"] = await hash_password_async(values.pop("password"))
-    if not values:
-        return await get_user(uow, user_id)
-    query = _update(frozenset(values))
-    row = await uow.write(query, **values, user_id=user_id) if is_valid_id(user_id) else None
+    row = None
+    if expected != ():  # () names no version that can match
+        query = _update(frozenset(values), len(expected or ()))
+        row = await uow.write(query, **values, **expected_params(expected), user_id=user_id)
     if row is None:
-        raise NotFoundError(USER_NOT_FOUND)
-    return to_user_read(row)
+        raise await _explain_miss(uow, user_id)
+    return Versioned(to_user_read(row), row["version"])
 
 
-async def delete_user(uow: UnitOfWork, user_id: int) -> None:
-    """Delete an account; the database cascades the delete to its items."""
-    if not is_valid_id(user_id) or await uow.write(_DELETE, user_id=user_id) is None:
+async def delete_user(uow: UnitOfWork, user_id: int, *, expected: Expected = None) -> None:
+    """Delete an account (at an `expected` version, when given); the database cascades the
+    delete to its items."""
+    if not is_valid_id(user_id):
         raise NotFoundError(USER_NOT_FOUND)
+    params = expected_params(expected)
+    query = _delete(len(expected or ()))
+    if expected == () or await uow.write(query, **params, user_id=user_id) is None:
+        raise await _explain_miss(uow, user_id)

@@ -8,7 +8,8 @@ import logging
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from catalog.api.deps import UnitOfWorkDep
+from catalog.api.deps import SettingsDep, UnitOfWorkDep
+from catalog.api.errors import unavailable_response
 from catalog.api.responses import json_response
 from catalog.schemas import Health
 from catalog.services.health import ping
@@ -29,12 +30,12 @@ async def health() -> Response:
     response_model=Health,
     responses={503: {"description": "The database does not answer"}},
 )
-async def ready(uow: UnitOfWorkDep) -> Response:
+async def ready(uow: UnitOfWorkDep, settings: SettingsDep) -> Response:
     """The database answers a trivial query within a short timeout."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await ping(uow)
     except Exception as error:  # any failure means "not ready", never a 500
-        logger.warning("readiness check failed: %s", error)
-        return json_response({"detail": "Database unavailable"}, status_code=503)
+        logger.warning("readiness check failed: %s", " ".join(str(error).split())[:200])
+        return unavailable_response(settings.retry_after_seconds)
     return json_response({"status": "ok"})

@@ -7,9 +7,18 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
+from catalog.api.conditional import (
+    IfMatch,
+    IfNoneMatch,
+    expected_versions,
+    is_current,
+    not_modified,
+    versioned_response,
+)
 from catalog.api.deps import CurrentUser, UnitOfWorkDep
+from catalog.api.idempotency import IDEMPOTENT, IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
-from catalog.api.responses import json_response, no_content
+from catalog.api.responses import no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
 from catalog.services import item_listing, items
 
@@ -30,22 +39,42 @@ async def list_items(request: Request, uow: UnitOfWorkDep, params: ItemListDep) 
     return listing.response(request, await item_listing.list_items(uow, listing.query()))
 
 
-@router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED)
-async def create_item(data: ItemCreate, caller: CurrentUser, uow: UnitOfWorkDep) -> Response:
+@router.post("", response_model=ItemRead, status_code=status.HTTP_201_CREATED, responses=IDEMPOTENT)
+async def create_item(
+    request: Request,
+    data: ItemCreate,
+    caller: CurrentUser,
+    uow: UnitOfWorkDep,
+    key: IdempotencyKey,
+) -> Response:
     """Create an item owned by the caller; unknown tag names are created."""
-    return json_response(await items.create_item(uow, caller, data), status_code=201)
+
+    async def write() -> Response:
+        item = await items.create_item(uow, caller, data)
+        item_id = item.value["id"]
+        return versioned_response(item, item_id, 201, Location=f"/items/{item_id}")
+
+    body = data.model_dump(mode="json")
+    return await respond_once(request, uow, key, scope=caller.scope, body=body, write=write)
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)
-async def read_item(item_id: int, uow: UnitOfWorkDep) -> Response:
-    """One item."""
-    return json_response(await items.get_item(uow, item_id))
+async def read_item(
+    item_id: int, uow: UnitOfWorkDep, if_none_match: IfNoneMatch = None
+) -> Response:
+    """One item, with its ETag; 304 while the client's copy (If-None-Match) is current."""
+    item = await items.get_item(uow, item_id)
+    if is_current(if_none_match, item_id, item.version):
+        return not_modified(item_id, item.version)
+    return versioned_response(item, item_id)
 
 
 async def _update(
-    item_id: int, data: ItemUpdate, caller: CurrentUser, uow: UnitOfWorkDep
+    item_id: int, data: ItemUpdate, caller: CurrentUser, uow: UnitOfWorkDep, if_match: IfMatch
 ) -> Response:
-    return json_response(await items.update_item(uow, caller, item_id, data.changes()))
+    expected = expected_versions(if_match, item_id)
+    item = await items.update_item(uow, caller, item_id, data.changes(), expected=expected)
+    return versioned_response(item, item_id)
 
 
 router.put(
@@ -70,7 +99,9 @@ router.patch(
     response_class=Response,
     responses=_WRITE_ERRORS,
 )
-async def delete_item(item_id: int, caller: CurrentUser, uow: UnitOfWorkDep) -> Response:
+async def delete_item(
+    item_id: int, caller: CurrentUser, uow: UnitOfWorkDep, if_match: IfMatch
+) -> Response:
     """Delete an item (owner or superuser)."""
-    await items.delete_item(uow, caller, item_id)
+    await items.delete_item(uow, caller, item_id, expected=expected_versions(if_match, item_id))
     return no_content()

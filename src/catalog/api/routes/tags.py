@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
 from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
+from catalog.api.idempotency import IDEMPOTENT, IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
 from catalog.api.responses import json_response, no_content
 from catalog.errors import NotFoundError
@@ -33,11 +34,18 @@ async def list_tags(uow: UnitOfWorkDep, page: PageDep) -> Response:
     "",
     response_model=TagRead,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Tag already exists"}},
+    responses={409: {"description": "Tag already exists"}, **IDEMPOTENT},
 )
-async def create_tag(data: TagCreate, _: CurrentUser, uow: UnitOfWorkDep) -> Response:
+async def create_tag(
+    request: Request, data: TagCreate, caller: CurrentUser, uow: UnitOfWorkDep, key: IdempotencyKey
+) -> Response:
     """Create a tag (names are stripped and lower-cased)."""
-    return json_response(await tags.create_tag(uow, data.name), status_code=201)
+
+    async def write() -> Response:
+        return json_response(await tags.create_tag(uow, data.name), status_code=201)
+
+    body = data.model_dump(mode="json")
+    return await respond_once(request, uow, key, scope=caller.scope, body=body, write=write)
 
 
 @router.get(

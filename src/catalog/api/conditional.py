@@ -1,0 +1,111 @@
+"""Conditional requests (RFC 9110 section 13): ETag, If-Match, If-None-Match.
+
+An item's or a user's ETag is `"<id>.<version>"`: strong, the same on every database,
+and bound to the resource (a tag copied from another item never matches). `If-Match` on
+PUT/PATCH/DELETE becomes the versions the write's own WHERE requires (412 when the row
+moved on); `If-None-Match` on GET answers 304 while the client's copy is current. With
+REQUIRE_IF_MATCH, writes without `If-Match` are refused with 428.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header
+from starlette.responses import Response
+
+from catalog.api.deps import SettingsDep
+from catalog.api.responses import json_response
+from catalog.errors import PreconditionRequiredError
+from catalog.services.versions import MAX_EXPECTED_VERSIONS, Expected, Versioned
+
+T = TypeVar("T")
+_ENTITY_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
+
+
+def etag(resource_id: int, version: int) -> str:
+    """The strong entity tag of a resource at a version."""
+    return f'"{resource_id}.{version}"'
+
+
+def _tags(header: str) -> list[tuple[bool, str]] | None:
+    """(weak, opaque tag) pairs of a comma-separated list; None if malformed."""
+    found, position = [], 0
+    while position < len(header):
+        match = _ENTITY_TAG.match(header, position)
+        if match is None:
+            return None
+        found.append((match.group(1) is not None, match.group(2)))
+        position = match.end()
+    return found
+
+
+def expected_versions(header: str | None, resource_id: int) -> Expected:
+    """The versions `If-Match` allows for this resource: None when absent or `*`.
+
+    If-Match compares strongly, so weak tags, tags of other resources and malformed
+    values never match (an empty tuple: the write fails its precondition).
+    """
+    if header is None or header.strip() == "*":
+        return None
+    versions: list[int] = []
+    for weak, tag in _tags(header) or ():
+        owner, _, version = tag.partition(".")
+        if not weak and owner == str(resource_id) and version.isdigit() and len(version) < 10:
+            versions.append(int(version))
+    return tuple(sorted(set(versions))[:MAX_EXPECTED_VERSIONS])
+
+
+def is_current(header: str | None, resource_id: int, version: int) -> bool:
+    """Whether `If-None-Match` names the current representation (weak comparison)."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    current = etag(resource_id, version).strip('"')
+    return any(tag == current for _, tag in _tags(header) or ())
+
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        description="An ETag from an earlier response: 304 Not Modified while it is current",
+    ),
+]
+
+
+async def if_match(
+    settings: SettingsDep,
+    header: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="The ETag the change is based on: 412 if the resource changed since",
+        ),
+    ] = None,
+) -> str | None:
+    """The If-Match header; 428 when the server requires one and it is missing."""
+    if header is None and settings.require_if_match:
+        raise PreconditionRequiredError
+    return header
+
+
+IfMatch = Annotated[str | None, Depends(if_match)]
+
+
+def versioned_response(
+    resource: Versioned[Any], resource_id: int, status_code: int = 200, **headers: str
+) -> Response:
+    """The resource as JSON with its ETag."""
+    return json_response(
+        resource.value,
+        status_code=status_code,
+        headers={"ETag": etag(resource_id, resource.version), **headers},
+    )
+
+
+def not_modified(resource_id: int, version: int) -> Response:
+    """304: the client's copy is current (no body; the ETag again)."""
+    return Response(status_code=304, headers={"ETag": etag(resource_id, version)})

@@ -1,0 +1,105 @@
+"""`Idempotency-Key` on POST: the HTTP side of services/idempotency.py.
+
+A POST with the header runs as one transaction that claims the key, does the write and
+stores the response; a retry with the same key and body gets that response again, marked
+`Idempotent-Replayed: true`. Keys belong to the authenticated user (registration, which
+has none, shares one anonymous scope: its fingerprint includes the password).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+from catalog.db.unit_of_work import UnitOfWork
+from catalog.services import idempotency
+
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as header values travel
+REPLAYED_HEADER = "Idempotent-Replayed"
+ANONYMOUS = "anonymous"
+# OpenAPI: what a POST that takes an Idempotency-Key may answer besides its own statuses.
+IDEMPOTENT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A request with this Idempotency-Key is still in progress"},
+    422: {"description": "Invalid input, or an Idempotency-Key used for another request"},
+    201: {
+        "headers": {
+            REPLAYED_HEADER: {
+                "description": "`true` when this is the stored response of an earlier request "
+                "with the same Idempotency-Key",
+                "schema": {"type": "string"},
+            }
+        }
+    },
+}
+_KEPT_HEADERS = ("etag", "location")  # what a replay repeats besides the body
+
+
+async def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description=(
+                "A unique value (1-255 visible ASCII characters) chosen by the client for "
+                "this write. Retrying with the same key and body returns the first "
+                "response instead of writing again (for the configured time, default 24 h)"
+            ),
+        ),
+    ] = None,
+) -> str | None:
+    """The Idempotency-Key header, validated (422 if malformed)."""
+    if key is not None and not _KEY.fullmatch(key):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "Idempotency-Key"),
+                    "msg": "must be 1 to 255 visible ASCII characters",
+                    "input": key[:64],
+                }
+            ]
+        )
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+
+
+async def respond_once(
+    request: Request,
+    uow: UnitOfWork,
+    key: str | None,
+    *,
+    scope: str,
+    body: Any,
+    write: Callable[[], Awaitable[Response]],
+) -> Response:
+    """`write()`'s response, produced once per (scope, key); replayed for retries."""
+    if key is None:
+        return await write()
+    settings = request.app.state.settings
+    digest = idempotency.fingerprint(request.method, request.url.path, body)
+    ttl = timedelta(hours=settings.idempotency_key_ttl_hours)
+    stored = await idempotency.claim(uow, scope, key, digest, ttl)
+    if stored is not None:
+        return Response(
+            stored.body,
+            status_code=stored.status_code,
+            headers=stored.headers | {REPLAYED_HEADER: "true"},
+            media_type="application/json",
+        )
+    response = await write()
+    kept = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
+    await idempotency.complete(
+        uow,
+        scope,
+        key,
+        idempotency.StoredResponse(response.status_code, bytes(response.body), kept),
+    )
+    return response

@@ -1,0 +1,170 @@
+"""`Idempotency-Key` on POST: a retried write is answered, not repeated (issue 8, part 3)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+
+from catalog.config import Settings
+from catalog.db.database import Database
+from catalog.services.idempotency import purge_expired
+from tests.api import Fetch
+from tests.api.test_outages import app_client
+from tests.conftest import Account, postgresql_only, refusing_tag_links
+
+ITEM = {"name": "lamp", "price": "10.00", "tags": ["red"]}
+
+
+def keyed(account: Account, key: str) -> dict[str, str]:
+    return account.headers | {"Idempotency-Key": key}
+
+
+async def test_a_retry_gets_the_first_response_and_writes_nothing(
+    client: httpx.AsyncClient, user: Account, fetch: Fetch
+) -> None:
+    first = await client.post("/items", json=ITEM, headers=keyed(user, "k-1"))
+    retry = await client.post("/items", json=ITEM, headers=keyed(user, "k-1"))
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry.headers["etag"] == first.headers["etag"]
+    assert retry.headers["location"] == first.headers["location"]
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert len(await fetch("SELECT id FROM items")) == 1
+    # Without a key, the same body is a new item, as ever.
+    assert (await client.post("/items", json=ITEM, headers=user.headers)).status_code == 201
+    assert len(await fetch("SELECT id FROM items")) == 2
+
+
+async def test_the_same_key_for_another_request_is_refused(
+    client: httpx.AsyncClient, user: Account, fetch: Fetch
+) -> None:
+    await client.post("/items", json=ITEM, headers=keyed(user, "k-2"))
+    other = await client.post("/items", json=ITEM | {"price": 11}, headers=keyed(user, "k-2"))
+    elsewhere = await client.post("/tags", json={"name": "x"}, headers=keyed(user, "k-2"))
+
+    assert other.status_code == elsewhere.status_code == 422
+    assert other.json() == {"detail": "This Idempotency-Key was used for a different request"}
+    assert len(await fetch("SELECT id FROM items")) == 1
+    assert await fetch("SELECT name FROM tags") == [("red",)]
+
+
+async def test_keys_belong_to_their_user(
+    client: httpx.AsyncClient, user: Account, other_user: Account, fetch: Fetch
+) -> None:
+    mine = await client.post("/items", json=ITEM, headers=keyed(user, "shared"))
+    theirs = await client.post("/items", json=ITEM, headers=keyed(other_user, "shared"))
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert theirs.json()["owner_id"] == other_user.id
+    assert len(await fetch("SELECT id FROM items")) == 2
+
+
+async def test_a_failed_write_stores_no_key_and_the_retry_runs_anew(
+    client: httpx.AsyncClient, database: Database, user: Account, fetch: Fetch
+) -> None:
+    # The database refuses the write after the key was claimed in the same transaction.
+    async with refusing_tag_links(database):
+        failed = await client.post("/items", json=ITEM, headers=keyed(user, "k-3"))
+    assert failed.status_code == 409
+    assert await fetch("SELECT key FROM idempotency_keys") == []
+
+    retry = await client.post("/items", json=ITEM, headers=keyed(user, "k-3"))
+    assert retry.status_code == 201
+    assert "idempotent-replayed" not in retry.headers
+    assert len(await fetch("SELECT id FROM items")) == 1
+
+
+async def test_concurrent_duplicates_write_once(
+    client: httpx.AsyncClient, user: Account, fetch: Fetch
+) -> None:
+    responses = await asyncio.gather(
+        *(client.post("/items", json=ITEM, headers=keyed(user, "burst")) for _ in range(10))
+    )
+    created = [r for r in responses if r.status_code == 201]
+    assert {r.status_code for r in responses} <= {201, 409}
+    assert created
+    assert len({r.text for r in created}) == 1  # every 201 is the same item
+    assert len(await fetch("SELECT id FROM items")) == 1
+
+
+async def test_registration_can_be_retried_with_a_key(
+    client: httpx.AsyncClient, fetch: Fetch
+) -> None:
+    body = {"email": "new@example.com", "password": "password123"}
+    first = await client.post("/users", json=body, headers={"Idempotency-Key": "signup"})
+    retry = await client.post("/users", json=body, headers={"Idempotency-Key": "signup"})
+    guess = await client.post(
+        "/users",
+        json=body | {"password": "another-password"},
+        headers={"Idempotency-Key": "signup"},
+    )
+    assert (first.status_code, retry.status_code, guess.status_code) == (201, 201, 422)
+    assert retry.json() == first.json()
+    assert len(await fetch("SELECT id FROM users")) == 1
+
+
+@pytest.mark.parametrize("key", [b"", b"x" * 256, b"with space", "naïve".encode("latin-1")])
+async def test_a_malformed_key_is_422(client: httpx.AsyncClient, user: Account, key: bytes) -> None:
+    headers = [(name.encode(), value.encode()) for name, value in user.headers.items()]
+    response = await client.post("/items", json=ITEM, headers=[*headers, (b"Idempotency-Key", key)])
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+async def test_expired_keys_are_taken_over_and_purged(
+    client: httpx.AsyncClient, database: Database, user: Account, fetch: Fetch
+) -> None:
+    await client.post("/items", json=ITEM, headers=keyed(user, "old"))
+    await client.post("/items", json=ITEM, headers=keyed(user, "live"))
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    async with database.transaction() as session:
+        from sqlalchemy import text
+
+        await session.execute(
+            text("UPDATE idempotency_keys SET expires_at = :past WHERE key = 'old'"),
+            {"past": past.replace(tzinfo=None) if database.backend.name == "sqlite" else past},
+        )
+
+    again = await client.post("/items", json=ITEM, headers=keyed(user, "old"))
+    assert again.status_code == 201
+    assert "idempotent-replayed" not in again.headers  # expired: a new write
+    assert len(await fetch("SELECT id FROM items")) == 3
+
+    async with database.transaction() as session:
+        from sqlalchemy import text
+
+        await session.execute(
+            text("UPDATE idempotency_keys SET expires_at = :past WHERE key = 'old'"),
+            {"past": past.replace(tzinfo=None) if database.backend.name == "sqlite" else past},
+        )
+    async with database.unit_of_work() as uow:
+        await purge_expired(uow)
+    assert await fetch("SELECT key FROM idempotency_keys") == [("live",)]
+
+
+@postgresql_only
+async def test_a_duplicate_of_a_request_still_in_progress_is_409(
+    client: httpx.AsyncClient, settings: Settings, user: Account, fetch: Fetch
+) -> None:
+    """The first request holds its key (here: an open transaction that claimed it); a
+    duplicate waits up to the lock timeout, then is told the first is in progress."""
+    now = datetime.now(UTC)
+    async with await psycopg.AsyncConnection.connect(settings.database_url) as first:
+        await first.execute(
+            "INSERT INTO idempotency_keys VALUES (%s, 'busy', 'f', 0, '', '{}', %s, %s)",
+            (f"user:{user.id}", now, now + timedelta(hours=1)),
+        )
+        async with app_client(settings, db_lock_timeout_ms=200) as (own, _):
+            duplicate = await own.post("/items", json=ITEM, headers=keyed(user, "busy"))
+        await first.rollback()
+    assert duplicate.status_code == 409
+    assert duplicate.json() == {
+        "detail": "A request with this Idempotency-Key is still in progress"
+    }
+    assert await fetch("SELECT id FROM items") == []

@@ -1,0 +1,289 @@
+"""Unavailable is 503 with Retry-After, never 500; every wait is bounded (issue 8, 1-2).
+
+In-process, on both databases: the app's own database made unreachable, locked, or its
+connections killed under it. The fault suite (tests/faults/) does the same to a private
+PostgreSQL server under load from a real service process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from catalog.api.app import create_app
+from catalog.api.deadline import LATE_DETAIL
+from catalog.api.errors import UNAVAILABLE_DETAIL
+from catalog.config import Settings
+from catalog.db.database import Database
+from catalog.db.errors import is_unavailable
+from tests.api import Fetch
+from tests.conftest import Account, make_settings, postgresql_only
+
+RETRY_AFTER = "2"
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
+    """A client for an app of its own over `settings` changed by `overrides`."""
+    own = make_settings(settings.database_url, **overrides)
+    database = Database.from_settings(own)
+    transport = httpx.ASGITransport(app=create_app(own, database), raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client, database
+    finally:
+        await database.dispose()
+
+
+def assert_503(response: httpx.Response, detail: str = UNAVAILABLE_DETAIL) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json() == {"detail": detail}
+    assert response.headers["retry-after"] == RETRY_AFTER
+    assert "x-request-id" in response.headers
+
+
+# --- the database cannot be reached ----------------------------------------------------------
+
+UNREACHABLE = {
+    "postgresql-refused": "postgresql://nobody@127.0.0.1:1/x",  # nothing listens on port 1
+    "sqlite-unopenable": "sqlite:////nonexistent-directory/catalog/catalog.db",
+}
+Call = Callable[[httpx.AsyncClient, dict[str, str]], Awaitable[httpx.Response]]
+CALLS: dict[str, Call] = {
+    "GET /items": lambda c, h: c.get("/items"),
+    "GET /items/1": lambda c, h: c.get("/items/1"),
+    "GET /tags/x/items": lambda c, h: c.get("/tags/x/items"),
+    "POST /items": lambda c, h: c.post("/items", json={"name": "x", "price": 1}, headers=h),
+    "PATCH /items/1": lambda c, h: c.patch("/items/1", json={"name": "y"}, headers=h),
+    "POST /users": lambda c, h: c.post("/users", json={"email": "a@b.co", "password": "x" * 8}),
+    "POST /auth/token": lambda c, h: c.post(
+        "/auth/token", data={"username": "a@b.co", "password": "x" * 8}
+    ),
+    "GET /users/me": lambda c, h: c.get("/users/me", headers=h),
+    "GET /health/ready": lambda c, h: c.get("/health/ready"),
+}
+
+
+@pytest.mark.parametrize("url", UNREACHABLE.values(), ids=UNREACHABLE.keys())
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+async def test_every_endpoint_is_503_while_the_database_is_unreachable(
+    url: str, call: Call, user: Account
+) -> None:
+    settings = make_settings(url)
+    async with app_client(settings) as (client, _):
+        started = time.monotonic()
+        response = await call(client, user.headers)
+    assert_503(response)
+    assert time.monotonic() - started < 5  # refused at once: nothing waits for long
+
+
+# --- locks: a bounded wait, then 503 ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def locked_items(settings: Settings, backend: str) -> AsyncIterator[None]:
+    """Another client holds the items table (PostgreSQL) or the write lock (SQLite)."""
+    if backend == "postgresql":
+        url = settings.database_url
+        async with await psycopg.AsyncConnection.connect(url) as holder:
+            await holder.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+            yield
+    else:
+        other = Database.from_settings(settings)  # another process's engine, in effect
+        try:
+            async with other.transaction() as session:
+                await session.execute(text("UPDATE items SET name = name"))
+                yield
+        finally:
+            await other.dispose()
+
+
+async def _create_item(client: httpx.AsyncClient, owner: Account) -> int:
+    response = await client.post("/items", json={"name": "lamp", "price": 1}, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    item_id: int = response.json()["id"]
+    return item_id
+
+
+async def test_a_write_behind_a_held_lock_is_503_after_the_lock_timeout(
+    client: httpx.AsyncClient, settings: Settings, backend: str, user: Account, fetch: Fetch
+) -> None:
+    item_id = await _create_item(client, user)
+    # (Behind a transaction pooler no lock_timeout reaches a single statement: the
+    # client-side bound of DB_STATEMENT_TIMEOUT_MS + 1 s ends the wait instead.)
+    short = {
+        "db_lock_timeout_ms": 200,
+        "db_statement_timeout_ms": 1000,
+        "sqlite_busy_timeout_ms": 200,
+    }
+    async with app_client(settings, **short) as (own, _), locked_items(settings, backend):
+        started = time.monotonic()
+        response = await own.patch(f"/items/{item_id}", json={"name": "x"}, headers=user.headers)
+        waited = time.monotonic() - started
+    assert_503(response)
+    assert waited < 3  # the lock timeout, not the 10 s request deadline
+    assert await fetch("SELECT name FROM items") == [("lamp",)]
+
+
+async def test_the_request_deadline_answers_503_and_cancels_the_work(
+    client: httpx.AsyncClient, settings: Settings, backend: str, user: Account, fetch: Fetch
+) -> None:
+    """No database timeout fires (all off): the whole-request deadline ends the wait, and
+    the write it cut off never happens, even once the lock is released."""
+    item_id = await _create_item(client, user)
+    unbounded = {"db_lock_timeout_ms": 0, "db_statement_timeout_ms": 0, "request_timeout": 0.5}
+    async with app_client(settings, **unbounded) as (own, database):
+        if backend == "postgresql":
+            holder = locked_items(settings, backend)
+        else:
+            holder = _writer_turn_taken(database)  # SQLite: queued behind an in-process writer
+        async with holder:
+            started = time.monotonic()
+            response = await own.patch(
+                f"/items/{item_id}", json={"name": "late"}, headers=user.headers
+            )
+            waited = time.monotonic() - started
+        await asyncio.sleep(0.3)  # time for a write that was not really cancelled to land
+    assert_503(response, LATE_DETAIL)
+    assert waited < 3
+    assert await fetch("SELECT name FROM items") == [("lamp",)]
+
+
+@asynccontextmanager
+async def _writer_turn_taken(database: Database) -> AsyncIterator[None]:
+    async with database.unit_of_work() as uow:
+        await uow.session()  # holds this process's SQLite writer turn
+        yield
+
+
+# --- the client leaves: its work is cancelled ---------------------------------------------------
+
+
+async def test_a_client_that_disconnects_cancels_its_write(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    database: Database,
+    settings: Settings,
+    backend: str,
+    user: Account,
+    fetch: Fetch,
+) -> None:
+    item_id = await _create_item(client, user)
+    body = b'{"name": "abandoned"}'
+    events: list[dict[str, Any]] = [
+        {"type": "http.request", "body": body, "more_body": False},
+    ]
+    left = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if events:
+            return events.pop(0)
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        pass
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PATCH",
+        "scheme": "http",
+        "path": f"/items/{item_id}",
+        "raw_path": f"/items/{item_id}".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *[(k.lower().encode(), v.encode()) for k, v in user.headers.items()],
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+        "state": {},
+    }
+    holder = (
+        locked_items(settings, backend) if backend == "postgresql" else _writer_turn_taken(database)
+    )
+    async with holder:
+        request = asyncio.create_task(app(scope, receive, send))
+        await asyncio.sleep(0.3)  # the write is now waiting for the lock
+        assert not request.done()
+        left.set()
+        async with asyncio.timeout(5):
+            await request  # cancelled promptly, not when the lock goes
+    await asyncio.sleep(0.3)
+    assert await fetch("SELECT name FROM items") == [("lamp",)]
+    async with asyncio.timeout(5):
+        # Nothing left behind: the next write goes through at once.
+        again = await client.patch(f"/items/{item_id}", json={"name": "desk"}, headers=user.headers)
+    assert again.status_code == 200
+
+
+# --- dead pooled connections ------------------------------------------------------------------
+
+
+@postgresql_only
+async def test_no_request_fails_on_connections_the_server_closed(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    backend: str,
+    user: Account,
+) -> None:
+    """After pg_terminate_backend of every pooled connection (what a restart or failover
+    does to them), the next requests all succeed: dead connections are replaced."""
+    item_id = await _create_item(client, user)
+    name = settings.database_url.rsplit("/", 1)[1]
+
+    async def kill_every_pooled_connection() -> None:
+        # Fill the pool with several connections, then terminate them all.
+        await asyncio.gather(*(client.get(f"/items/{item_id}") for _ in range(10)))
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        await asyncio.sleep(0.2)  # the terminations reach the sockets
+
+    await kill_every_pooled_connection()
+    writes = [
+        await client.patch(f"/items/{item_id}", json={"name": f"n{i}"}, headers=user.headers)
+        for i in range(20)  # one after another: each meets the next dead connection
+    ]
+    assert [r.status_code for r in writes] == [200] * 20
+
+    await kill_every_pooled_connection()
+    reads = await asyncio.gather(*(client.get(f"/items/{item_id}") for _ in range(20)))
+    assert [r.status_code for r in reads] == [200] * 20
+
+
+# --- the classification itself ------------------------------------------------------------------
+
+
+def test_bugs_are_not_mistaken_for_outages() -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    assert not is_unavailable(ValueError("bug"))
+    assert not is_unavailable(OperationalError("COMMIT", None, Exception("disk I/O error")))
+    assert not is_unavailable(ProgrammingError("x", None, Exception("syntax error")))
+    assert is_unavailable(
+        OperationalError("x", None, sqlite3.OperationalError("database is locked"))
+    )
+    assert is_unavailable(ConnectionRefusedError(111, "refused"))

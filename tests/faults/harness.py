@@ -1,0 +1,231 @@
+"""The fault suite's tools: a real Catalog service process, and a load that keeps score.
+
+`CatalogService` runs `catalog serve` (uvicorn, as in production) on a free loopback port
+against a given database. `Load` drives it with concurrent clients that write items and
+read them back, recording every answer: status, latency, Retry-After, and which writes
+were acknowledged, so a test can check what survived a fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from deploy.ports import free_port
+from deploy.procs import Process, private_dir, remove_dir
+
+CATALOG = Path(sys.executable).parent / "catalog"
+SECRET = "fault-suite-secret-" + "k" * 32
+# Small bounds, so a fault shows its effect within seconds and a test stays short.
+FAULT_SETTINGS = {
+    "DB_CONNECT_TIMEOUT": "1",
+    "DB_STATEMENT_TIMEOUT_MS": "2000",
+    "DB_LOCK_TIMEOUT_MS": "1000",
+    "DB_POOL_TIMEOUT": "1",
+    "DB_POOL_SIZE": "10",
+    "REQUEST_TIMEOUT": "4",
+    "RETRY_AFTER_SECONDS": "1",
+    "SHUTDOWN_TIMEOUT": "3",
+}
+# The longest any request may take: the request deadline plus scheduling slack.
+LATENCY_BOUND = 4 + 2.0
+
+
+class CatalogService:
+    """`catalog serve` on a free port, as its own process group."""
+
+    def __init__(self, database_url: str, *, port: int | None = None, **settings: str) -> None:
+        self.port = port or free_port()
+        self.dir = private_dir("catalog-service")
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": SECRET,
+            "ENVIRONMENT": "test",
+            "LOG_LEVEL": "WARNING",
+            **FAULT_SETTINGS,
+            **settings,
+        }
+        self.process = Process(
+            "catalog",
+            [str(CATALOG), "serve", "--port", str(self.port), "--no-access-log"],
+            self.dir / "service.log",
+            env=self.env,
+            cwd=self.dir,
+            as_service_user=False,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process.start()
+        self.process.wait_ready(self._healthy, timeout=timeout, what="answering /health")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def terminate(self, timeout: float = 30.0) -> float:
+        """SIGTERM (graceful shutdown); the seconds it took to exit."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        if not self.process.wait_exit(timeout):
+            raise AssertionError(f"the service did not exit within {timeout} s")
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        self.process.stop(timeout=10)
+        remove_dir(self.dir)
+
+    def log(self) -> str:
+        return self.process.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def running_service(database_url: str, **settings: str) -> Iterator[CatalogService]:
+    service = CatalogService(database_url, port=None, **settings)
+    try:
+        service.start()
+        yield service
+    finally:
+        service.close()
+
+
+@dataclass
+class Answer:
+    """One request as the load saw it."""
+
+    kind: str  # "write" or "read"
+    started: float
+    elapsed: float
+    status: int | None  # None: no HTTP answer (connection refused or reset)
+    retry_after: str | None = None
+    error: str | None = None  # the transport error, or the detail of a 503
+
+
+@dataclass
+class Load:
+    """Concurrent clients writing items and reading them back, keeping score."""
+
+    base_url: str
+    token: str
+    clients: int = 8  # below the pool size (10): no request waits for a connection
+    answers: list[Answer] = field(default_factory=list)
+    acknowledged: dict[str, int] = field(default_factory=dict)  # item name -> id (201)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    async def signed_up(cls, base_url: str, **kwargs: Any) -> Load:
+        """A load on behalf of a newly registered user."""
+        account = {"email": f"load{time.monotonic_ns()}@example.com", "password": "load-pass-1"}
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+            created = await client.post("/users", json=account)
+            assert created.status_code == 201, created.text
+            login = {"username": account["email"], "password": account["password"]}
+            token = (await client.post("/auth/token", data=login)).json()["access_token"]
+        return cls(base_url, token, **kwargs)
+
+    async def _client(self, number: int) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=30, limits=limits
+        ) as client:
+            sequence, last_id = 0, None
+            while not self._stop.is_set():
+                sequence += 1
+                name = f"c{number}-{sequence}"
+                if last_id is None or sequence % 2:
+                    answer, body = await self._send(
+                        client, "write", "POST", "/items", {"name": name, "price": 1}
+                    )
+                    if answer.status == 201:
+                        self.acknowledged[name] = last_id = body["id"]
+                else:
+                    await self._send(client, "read", "GET", f"/items/{last_id}", None)
+                await asyncio.sleep(0.01)
+
+    async def _send(
+        self, client: httpx.AsyncClient, kind: str, method: str, url: str, body: Any
+    ) -> tuple[Answer, Any]:
+        started = time.monotonic()
+        try:
+            response = await client.request(method, url, json=body)
+        except httpx.TransportError as error:
+            answer = Answer(kind, started, time.monotonic() - started, None, error=repr(error))
+            self.answers.append(answer)
+            await asyncio.sleep(0.1)  # nobody is listening: do not spin
+            return answer, None
+        answer = Answer(
+            kind,
+            started,
+            time.monotonic() - started,
+            response.status_code,
+            response.headers.get("retry-after"),
+            response.text if response.status_code >= 500 else None,
+        )
+        self.answers.append(answer)
+        if response.status_code == 503:
+            await asyncio.sleep(0.05)
+        return answer, response.json() if response.status_code in (200, 201) else None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Load]:
+        """Keep the clients busy for the duration of the block."""
+        tasks = [asyncio.create_task(self._client(n)) for n in range(self.clients)]
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            async with asyncio.timeout(60):
+                await asyncio.gather(*tasks)
+
+    # --- what happened ---------------------------------------------------------------------
+
+    def between(self, start: float, end: float) -> list[Answer]:
+        return [a for a in self.answers if start <= a.started < end]
+
+    def statuses(self, answers: list[Answer] | None = None) -> dict[int | None, int]:
+        counts: dict[int | None, int] = {}
+        for answer in self.answers if answers is None else answers:
+            counts[answer.status] = counts.get(answer.status, 0) + 1
+        return counts
+
+
+def lost_writes(database_url: str, load: Load) -> list[str]:
+    """Acknowledged items (201) that are not in the database, or not under their id."""
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        stored: dict[str, int] = dict(conn.execute("SELECT name, id FROM items").fetchall())
+    return sorted(
+        name for name, item_id in load.acknowledged.items() if stored.get(name) != item_id
+    )
+
+
+async def wait_for_success(base_url: str, token: str, within: float) -> float:
+    """Seconds until a write succeeds again (at most `within`)."""
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as client:
+        while time.monotonic() - started < within:
+            try:
+                response = await client.post("/items", json={"name": "probe", "price": 1})
+                if response.status_code == 201:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"no successful write within {within} s of the fault's end")
