@@ -13,6 +13,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import column, select, table, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from catalog import hooks
 from catalog.api.app import create_app
@@ -95,6 +99,29 @@ async def test_requests_are_counted_by_route_template_method_and_status_class(
     }
     templates = set(metrics_app(settings, database).openapi()["paths"])
     assert routes <= templates | {"/metrics", "unmatched"}  # never a raw path
+
+
+async def test_a_mounted_application_is_labelled_by_mount_and_route(
+    settings: Settings, database: Database
+) -> None:
+    async def page(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.path_params["name"])
+
+    app = metrics_app(settings, database)
+    app.mount("/test-mounted", Starlette(routes=[Route("/pages/{name}", page)]))
+    async with running(app) as client:
+        before = await scrape(client)
+        for name in ("a", "b"):
+            assert (await client.get(f"/test-mounted/pages/{name}")).status_code == 200
+        assert (await client.get("/test-mounted/nothing/here")).status_code == 404
+        after = await scrape(client)
+
+    def delta(route: str, status: str) -> float:
+        labels = {"method": "GET", "route": route, "status": status}
+        return value(after, REQUESTS, **labels) - value(before, REQUESTS, **labels)
+
+    assert delta("/test-mounted/pages/{name}", "2xx") == 2
+    assert delta("/test-mounted/{path}", "4xx") == 1
 
 
 async def test_statements_are_timed_on_every_execution_path(

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog import hooks
@@ -81,12 +82,14 @@ class ObservedRequestsMiddleware:
 
 def _route_template(scope: Scope) -> str:
     """The matched route's template: the label, bounded by the routes the app defines."""
-    template: str | None = getattr(scope.get("route"), "path_format", None)
-    if template:
-        return template
-    if "app_root_path" in scope:  # inside a mounted application: the mount's prefix
-        return f"{scope['root_path']}/{{path}}"
-    return UNMATCHED
+    route = scope.get("route")
+    # A Mount's own path is in root_path already (below): it adds only "/{path}".
+    template: str | None = None if isinstance(route, Mount) else getattr(route, "path_format", None)
+    if "app_root_path" in scope:
+        # Inside a mounted application (the admin): its routes are relative to the mount.
+        mount: str = scope["root_path"][len(scope["app_root_path"]) :]
+        return mount + (template or "/{path}")
+    return template or UNMATCHED
 
 
 class _AccessLog:
