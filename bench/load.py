@@ -26,10 +26,19 @@ class LoadResult:
     p99_ms: float
     socket_errors: int
     status_errors: int  # HTTP status >= 400
+    # CPU time the server process used in the interval (user + system), when measured.
+    cpu_seconds: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """Server CPU per request: what a request costs, less sensitive to machine load."""
+        if self.cpu_seconds is None or not self.requests:
+            return None
+        return self.cpu_seconds / self.requests * 1e6
 
     @property
     def errors(self) -> int:
@@ -101,4 +110,22 @@ def run_wrk(
             )
     raise RuntimeError(
         f"wrk gave no result (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+    )
+
+
+def combine(runs: list[LoadResult]) -> LoadResult:
+    """Several measured intervals of one server as one: requests and seconds added up,
+    latency percentiles averaged (an approximation, close when the runs are alike)."""
+    if len(runs) == 1:
+        return runs[0]
+    return LoadResult(
+        requests=sum(r.requests for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        p50_ms=sum(r.p50_ms for r in runs) / len(runs),
+        p99_ms=sum(r.p99_ms for r in runs) / len(runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        status_errors=sum(r.status_errors for r in runs),
+        cpu_seconds=None
+        if any(r.cpu_seconds is None for r in runs)
+        else sum(r.cpu_seconds or 0.0 for r in runs),
     )

@@ -15,7 +15,9 @@ RATIO_TARGET = 0.40
 CURSOR_TARGET = 1.5  # deep cursor p50 / first page p50
 SEARCH_P50_TARGET_MS = 20.0
 RSS_TARGET_MIB = 120.0
-SERVERS = ("service", "baseline")
+OBSERVED = "service+obs"  # the service with metrics and JSON logs on (issue 9)
+SERVERS = ("service", OBSERVED, "baseline")
+COST_TARGET = 0.05  # metrics + JSON logs may cost at most 5% of requests/s
 
 
 @dataclass
@@ -25,6 +27,7 @@ class RunReport:
     settings: str
     dataset: str
     loads: dict[str, dict[str, LoadResult]] = field(default_factory=dict)
+    runs: dict[str, dict[str, list[LoadResult]]] = field(default_factory=dict)
     connections: dict[str, int] = field(default_factory=dict)
     counts: dict[str, dict[str, QueryCounts]] = field(default_factory=dict)
     rss_mib: dict[str, float | None] = field(default_factory=dict)
@@ -32,6 +35,13 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     answers_checked: bool = False
     postgresql: str = "?"
+
+    def cost(self, scenario: str) -> float | None:
+        """How much less req/s the service serves with metrics and JSON logs on (0.03 = 3%)."""
+        runs = self.loads.get(scenario, {})
+        if "service" not in runs or OBSERVED not in runs or not runs["service"].rps:
+            return None
+        return 1 - runs[OBSERVED].rps / runs["service"].rps
 
     def ratio(self, scenario: str) -> float | None:
         runs = self.loads.get(scenario, {})
@@ -78,7 +88,7 @@ def _table(report: RunReport) -> list[str]:
             counts = report.counts.get(server, {}).get(scenario.name)
             ratio = report.ratio(scenario.name) if server == "service" else None
             cells = [
-                scenario.name if server == "service" else "",
+                scenario.name if server == SERVERS[0] or SERVERS[0] not in runs else "",
                 server,
                 str(report.connections[scenario.name]),
                 _num(load.rps, 0),
@@ -98,11 +108,52 @@ def _table(report: RunReport) -> list[str]:
 LEGEND = (
     "req/s, p50, p99: what wrk saw in the measured interval (requests slower than 5 s count as"
     " timeout errors and not in the latencies). errors: socket errors + HTTP statuses >= 400."
-    " ratio: service req/s / baseline req/s. Per request, counted in-process on the wire to"
+    " ratio: service req/s / baseline req/s. service+obs: the same build with METRICS=on,"
+    " LOG_FORMAT=json, LOG_LEVEL=INFO, one access line per request and multiprocess metrics"
+    " (service: METRICS=off, ACCESS_LOG=false, LOG_LEVEL=WARNING). Per request, counted"
+    " in-process on the wire to"
     " PostgreSQL: SQL = statements executed (BEGIN/COMMIT included), trips = round trips waited"
     " for, BEGIN = transactions opened; SA = statements SQLAlchemy's before_cursor_execute saw"
     " (the service; statements run on the raw driver connection do not show there)."
 )
+
+
+def _cost_table(report: RunReport) -> list[str]:
+    """Issue 9: the same build with metrics and JSON logs off and on, per scenario."""
+    costs = {s.name: report.cost(s.name) for s in SCENARIOS if s.name in report.loads}
+    measured = {name: cost for name, cost in costs.items() if cost is not None}
+    if not measured:
+        return []
+    lines = [
+        "What observing costs (issue 9): the service with metrics and JSON logs off and on",
+        "",
+        "| scenario | off req/s | on req/s | difference | off p50 ms | on p50 ms"
+        " | off CPU µs/req | on CPU µs/req | CPU difference | runs each |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, cost in measured.items():
+        off, on = report.loads[name]["service"], report.loads[name][OBSERVED]
+        rounds = len(report.runs.get(name, {}).get(OBSERVED, [])) or 1
+        off_cpu, on_cpu = off.cpu_us_per_request, on.cpu_us_per_request
+        cpu_cost = f"{on_cpu / off_cpu - 1:+.1%}" if off_cpu and on_cpu else "-"
+        lines.append(
+            f"| {name} | {off.rps:,.0f} | {on.rps:,.0f} | {-cost:+.1%} |"
+            f" {_num(off.p50_ms, 2)} | {_num(on.p50_ms, 2)} | {_num(off_cpu, 0)} |"
+            f" {_num(on_cpu, 0)} | {cpu_cost} | {rounds} |"
+        )
+    worst = max(measured.items(), key=lambda kv: kv[1])
+    ok = all(cost <= COST_TARGET for cost in measured.values())
+    lines += [
+        "",
+        f"- every scenario within {COST_TARGET:.0%} of the off req/s with metrics and JSON"
+        f" logs on: {_verdict(ok)} (largest loss: {worst[0]} {worst[1]:.1%})",
+        "",
+        "CPU µs/req: the server process's CPU time (user + system, from /proc) in the measured"
+        " intervals over the requests served: what a request costs, which machine load disturbs"
+        " less than req/s.",
+        "",
+    ]
+    return lines
 
 
 def _verdict(ok: bool | None) -> str:
@@ -168,6 +219,7 @@ def render(report: RunReport) -> str:
         "",
     ]
     lines += [LEGEND, ""]
+    lines += _cost_table(report)
     if report.notes:
         lines += ["Notes:", "", *(f"- {note}" for note in report.notes), ""]
     if report.mismatches:

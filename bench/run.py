@@ -9,6 +9,7 @@ in-process, then load each scenario with wrk on the service and the baseline in 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import secrets
@@ -65,6 +66,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the dataset")
     parser.add_argument("--skip-baseline", action="store_true", help="load the service only")
     parser.add_argument(
+        "--skip-observed",
+        action="store_true",
+        help="do not measure the service with metrics and JSON logs on (issue 9's cost)",
+    )
+    parser.add_argument(
+        "--cost-rounds",
+        type=int,
+        default=1,
+        help="measure the service off/on this many times each per scenario (ABBA order)",
+    )
+    parser.add_argument(
         "--items", type=int, default=dataset.DatasetSpec.items, help="items in the dataset"
     )
     parser.add_argument(
@@ -80,8 +92,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.scenarios = [s for s in scenarios.SCENARIOS if not names or s.name in names]
     if min(args.duration, args.connections, args.search_connections, args.threads) <= 0:
         parser.error("--duration, --connections, --search-connections, --threads must be > 0")
-    if args.warmup < 0 or args.items < 100:
-        parser.error("--warmup must be >= 0 and --items >= 100")
+    if args.warmup < 0 or args.items < 100 or args.cost_rounds < 1:
+        parser.error("--warmup must be >= 0, --items >= 100 and --cost-rounds >= 1")
     return args
 
 
@@ -141,7 +153,7 @@ def _update_readme(text: str) -> None:
     _log(f"updated {README}")
 
 
-def _servers(args: argparse.Namespace, secret: str) -> dict[str, Server]:
+def _servers(args: argparse.Namespace, secret: str, work_dir: Path) -> dict[str, Server]:
     from catalog.config import load_settings
 
     env = {"DATABASE_URL": args.database_url, "SECRET_KEY": secret}
@@ -149,8 +161,27 @@ def _servers(args: argparse.Namespace, secret: str) -> dict[str, Server]:
         "ENVIRONMENT": "production",
         "LOG_LEVEL": "WARNING",
         "ACCESS_TOKEN_EXPIRE_MINUTES": "240",
+        "METRICS": "off",
+        "ACCESS_LOG": "false",
+        "LOG_FORMAT": "text",
     }
     servers = {"service": Server("service", "catalog.api.app:create_app", service_env)}
+    if not args.skip_observed:
+        # The same build with metrics and JSON logs on: one JSON line per request (into
+        # the server's log file), /metrics, and prometheus-client's multiprocess mode
+        # (what `catalog serve --workers N` runs: values in memory-mapped files).
+        metrics_dir = work_dir / "metrics"
+        metrics_dir.mkdir()
+        observed_env = service_env | {
+            "LOG_LEVEL": "INFO",
+            "METRICS": "on",
+            "ACCESS_LOG": "true",
+            "LOG_FORMAT": "json",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+        servers[report.OBSERVED] = Server(
+            report.OBSERVED, "catalog.api.app:create_app", observed_env
+        )
     if not args.skip_baseline:
         # The baseline's pool holds as many connections as the service's may.
         settings = load_settings(database_url=args.database_url, secret_key=secret)
@@ -173,7 +204,12 @@ def _describe(args: argparse.Namespace, ds: dataset.Dataset) -> report.RunReport
             f" {args.duration:g} s measured per scenario and server, servers alternating;"
             " uvicorn --loop uvloop --http httptools --no-access-log --workers 1;"
             f" PostgreSQL session settings of the service (both): {args.server_settings};"
-            f" load average at start {load1:.1f} (1 min) / {load5:.1f} (5 min)"
+            + (
+                ""
+                if args.skip_observed
+                else f" service off/on measured {args.cost_rounds} time(s) each (ABBA);"
+            )
+            + f" load average at start {load1:.1f} (1 min) / {load5:.1f} (5 min)"
         ),
         dataset=(
             f"{spec.users:,} users, {spec.tags} tags, {spec.items:,} items"
@@ -182,6 +218,25 @@ def _describe(args: argparse.Namespace, ds: dataset.Dataset) -> report.RunReport
             f" ({ds.q_matches:,} matches); deep pages at offset {scenarios.deep_depth(ds):,}"
         ),
     )
+
+
+def _order(names: list[str], index: int, cost_rounds: int) -> list[str]:
+    """Who is loaded when, for one scenario.
+
+    The order flips from one scenario to the next, so a drift in machine load favours
+    no side. The service off and on run next to each other, `cost_rounds` times each in
+    ABBA order (off, on, on, off...), the baseline once in the middle.
+    """
+    off, on = "service", report.OBSERVED
+    if on not in names:
+        order = names
+    else:
+        pairs = [[off, on] if r % 2 == 0 else [on, off] for r in range(cost_rounds)]
+        cost = [name for pair in pairs for name in pair]
+        half = len(cost) // 2
+        others = [n for n in names if n not in (off, on)]
+        order = cost[:half] + others + cost[half:] if cost_rounds > 1 else cost + others
+    return order if index % 2 == 0 else list(reversed(order))
 
 
 def _load_all(
@@ -197,9 +252,8 @@ def _load_all(
     for index, scenario in enumerate(args.scenarios):
         connections = args.search_connections if scenario.search else args.connections
         result.connections[scenario.name] = connections
-        # Alternate who goes first, so a drift in machine load does not favour one side.
-        order = list(servers) if index % 2 == 0 else list(reversed(servers))
-        for name in order:
+        result.loads[scenario.name] = {}
+        for name in _order(list(servers), index, args.cost_rounds):
             server, target = servers[name], targets[name][scenario.name]
             lua = load.script(scenario.lua, work_dir)
             lua_args = list(scenarios.with_token(target, token))
@@ -207,8 +261,14 @@ def _load_all(
             options = {"connections": connections, "threads": args.threads}
             if args.warmup:
                 load.run_wrk(wrk, url, lua, lua_args, seconds=args.warmup, **options)
+            cpu_before = server.cpu_seconds()
             measured = load.run_wrk(wrk, url, lua, lua_args, seconds=args.duration, **options)
-            result.loads.setdefault(scenario.name, {})[name] = measured
+            cpu_after = server.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None:
+                measured = dataclasses.replace(measured, cpu_seconds=cpu_after - cpu_before)
+            runs = result.runs.setdefault(scenario.name, {}).setdefault(name, [])
+            runs.append(measured)
+            result.loads[scenario.name][name] = load.combine(runs)
             _log(
                 f"{scenario.name:<11} {name:<8} {measured.rps:8.0f} req/s"
                 f"  p50 {measured.p50_ms:8.2f} ms  p99 {measured.p99_ms:8.2f} ms"
@@ -236,10 +296,10 @@ def run(args: argparse.Namespace) -> str:
     )
     secret = secrets.token_urlsafe(48)
     args.server_settings = counting.service_session_settings(args.database_url, secret)
-    servers = _servers(args, secret)
+    work_dir = Path(tempfile.mkdtemp(prefix="catalog-bench-"))
+    servers = _servers(args, secret, work_dir)
     result = _describe(args, ds)
     result.postgresql = dataset.server_version(ds.url)
-    work_dir = Path(tempfile.mkdtemp(prefix="catalog-bench-"))
     completed = False
     try:
         for server in servers.values():
@@ -265,6 +325,8 @@ def run(args: argparse.Namespace) -> str:
             args.database_url, secret, token, probes, server_settings=args.server_settings
         )
         _load_all(args, wrk, ds, servers, targets, token, result, work_dir)
+        load1, load5, _ = os.getloadavg()
+        result.notes.append(f"load average at the end: {load1:.1f} (1 min) / {load5:.1f} (5 min)")
         for name, server in servers.items():
             result.rss_mib[name] = server.peak_rss_mib()
             if server.process is not None and server.process.poll() is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from catalog.cli import app
 from catalog.config import get_settings
 from catalog.db.database import Database
 from catalog.db.engine import create_sync_engine
+from catalog.logs import logging_config
 from catalog.migrations import runner
 from catalog.migrations.runner import upgrade
 from catalog.security import verify_password
@@ -368,7 +370,8 @@ def test_serve_defaults(tmp_path: Path, uvicorn_calls: list[Any]) -> None:
         "reload_dirs": None,
         "loop": "uvloop",
         "http": "httptools",
-        "access_log": True,
+        "access_log": False,  # the service logs requests itself (ACCESS_LOG)
+        "log_config": logging_config(get_settings()),
         "log_level": None,
         "timeout_graceful_shutdown": 20,
         "server_header": False,
@@ -380,16 +383,14 @@ def test_serve_defaults(tmp_path: Path, uvicorn_calls: list[Any]) -> None:
 def test_serve_passes_options_through(tmp_path: Path, uvicorn_calls: list[Any]) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = invoke(
-        url, "serve", "--host", "0.0.0.0", "--port", "9001", "--workers", "3", "--no-access-log"
+        url,
+        "serve",
+        *("--host", "0.0.0.0", "--port", "9001", "--workers", "3", "--no-access-log"),
+        env={"ACCESS_LOG": None},  # restored afterwards: the command sets it for its workers
     )
     assert result.exit_code == 0, result.output
     [(_, kwargs)] = uvicorn_calls
-    assert (kwargs["host"], kwargs["port"], kwargs["workers"], kwargs["access_log"]) == (
-        "0.0.0.0",
-        9001,
-        3,
-        False,
-    )
+    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("0.0.0.0", 9001, 3)
 
     uvicorn_calls.clear()
     assert invoke(url, "serve", "--reload").exit_code == 0
@@ -407,6 +408,20 @@ def test_serve_believes_forwarded_addresses_only_from_trusted_proxies(
     [(_, kwargs)] = uvicorn_calls
     assert kwargs["proxy_headers"] is True
     assert kwargs["forwarded_allow_ips"] == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_serve_access_log_option_reaches_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.append(os.environ.get("ACCESS_LOG")))
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    for option in ("--no-access-log", "--access-log"):
+        # ACCESS_LOG: None restores the variable afterwards (the command sets it).
+        assert invoke(url, "serve", option, env={"ACCESS_LOG": None}).exit_code == 0
+    assert seen == ["false", "true"]  # workers read their settings from the environment
 
 
 def test_serve_refuses_bad_settings_before_starting(uvicorn_calls: list[Any]) -> None:

@@ -499,6 +499,32 @@ def test_a_first_superuser_email_that_is_not_an_email_is_refused(
         first_superuser_password="a-long-and-unusual-passphrase",
     )
     assert "FIRST_SUPERUSER_EMAIL is not an email address" in message
+
+
+# --- operating: metrics, logs, tracing ------------------------------------------------------
+
+
+def test_operating_defaults_publish_nothing() -> None:
+    settings = load_settings(_env_file=None)
+    assert settings.metrics == "off"
+    assert settings.access_log is True
+    assert settings.tracing_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [("off", "off"), ("ON", "on"), (" on ", "on"), ("9100", 9100)]
+)
+def test_metrics_is_off_on_or_a_port(
+    given: str, expected: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METRICS", given)
+    assert load_settings(_env_file=None).metrics == expected
+
+
+@pytest.mark.parametrize("given", ["yes", "0", "65536", "-1", "9100.5", ""])
+def test_a_bad_metrics_value_names_the_variable(given: str) -> None:
+    message = settings_error(metrics=given)
+    assert message.startswith("invalid configuration: METRICS must be off, on, or a port")
     assert "\n" not in message
 
 
@@ -597,3 +623,42 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
     table = readme[readme.index("## Configuration") : readme.index("## The API")]
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in table]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("environment", "log_format", "json_logs"),
+    [
+        ("development", None, False),  # a terminal: text
+        ("production", None, True),  # production: JSON unless told otherwise
+        ("production", "text", False),
+        ("development", "JSON", True),
+    ],
+)
+def test_log_format_defaults_to_json_in_production(
+    environment: str, log_format: str | None, json_logs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    monkeypatch.setenv("SECRET_KEY", STRONG_KEY)
+    if log_format is not None:
+        monkeypatch.setenv("LOG_FORMAT", log_format)
+    assert load_settings(_env_file=None).json_logs is json_logs
+
+
+def test_unknown_log_format_names_the_variable() -> None:
+    assert "LOG_FORMAT" in settings_error(log_format="xml")
+
+
+@pytest.mark.parametrize(
+    ("variables", "enabled"),
+    [
+        ({}, False),
+        ({"TRACING": "true"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+    ],
+)
+def test_tracing_is_on_with_the_setting_or_an_otlp_endpoint(
+    variables: dict[str, str], enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings(_env_file=None).tracing_enabled is enabled

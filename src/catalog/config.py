@@ -25,6 +25,10 @@ def comma_separated(value: object) -> object:
     return value
 
 
+# METRICS: "off", "on" (at /metrics on the main port) or a loopback port of its own.
+MetricsExposure = Literal["off", "on"] | int
+
+
 class SettingsError(ValueError):
     """Configuration is invalid; the message is one line and names the variable."""
 
@@ -139,6 +143,42 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ValueError("PUBLIC_BASE_URL must be an http(s) URL without a query")
         return value.rstrip("/")
+
+    # Operating (README "Operating"): what the service tells about itself.
+    metrics: MetricsExposure = "off"
+    log_format: Literal["text", "json"] | None = None  # None: json in production, else text
+    access_log: bool = True  # one log line per request (ours; uvicorn's is turned off)
+    tracing: bool = False  # also on whenever OTEL_EXPORTER_OTLP_ENDPOINT is set
+    otel_exporter_otlp_endpoint: str | None = None
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _parse_metrics(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if text in ("off", "on"):
+            return text
+        if text.isdigit() and 0 < int(text) < 65536:
+            return int(text)
+        raise ValueError("METRICS must be off, on, or a port number (1-65535)")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether log lines are JSON (LOG_FORMAT, or by default in production)."""
+        if self.log_format is None:
+            return self.environment == "production"
+        return self.log_format == "json"
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Whether requests and statements are traced (TRACING or an OTLP endpoint)."""
+        return self.tracing or bool(self.otel_exporter_otlp_endpoint)
 
     @field_validator("log_level", mode="before")
     @classmethod

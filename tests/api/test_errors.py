@@ -164,7 +164,11 @@ async def test_an_unexpected_error_is_a_generic_500_logged_with_the_request_id(
     assert "secret internals" not in response.text
     assert response.headers["X-Request-ID"] == "trace-500"
     log = catalog_log.getvalue()
-    [line] = [line for line in log.splitlines() if "[trace-500]" in line]
+    lines = [line for line in log.splitlines() if "[trace-500]" in line]
+    # The error, and the request's access line (status 500): both with the request's id.
+    [line] = [line for line in lines if " catalog.api " in line]
+    [access] = [line for line in lines if " catalog.access " in line]
+    assert "GET /boom 500" in access
     assert "ERROR" in line
     assert "/boom" in line
     assert "RuntimeError: kaboom: secret internals" in log  # the traceback is in the log

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from catalog.api import observe
 from catalog.api.conditional import if_match
 from catalog.api.deadline import DeadlineMiddleware
 from catalog.api.deps import get_current_user, get_unit_of_work
@@ -34,6 +35,7 @@ from catalog.security import configure_hashing
 from catalog.services.idempotency import purge_expired
 from catalog.services.login_throttle import LoginPolicy
 from catalog.services.users import ensure_first_superuser
+from catalog.telemetry import tracing
 
 logger = logging.getLogger("catalog.api")
 
@@ -70,9 +72,10 @@ async def purge_expired_keys_forever(database: Database) -> None:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the API. Tests pass their own settings and database; `catalog serve` neither."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     signing_key = settings.signing_key()  # fail (or create the dev key) now, not at login
     owns_database = database is None
+    tracer_provider = tracing.tracer_provider(settings)  # None unless tracing is on
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,7 +91,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             gc.freeze()
             purge = asyncio.create_task(purge_expired_keys_forever(db))
             try:
-                yield
+                async with observe.running(app, settings, db):
+                    yield
             finally:
                 purge.cancel()
         finally:
@@ -107,7 +111,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         redoc_url="/redoc" if docs else None,
         # Its redirect would be built from the Host header; paths have one spelling.
         redirect_slashes=False,
+        telemetry=tracing.fastapi_telemetry(tracer_provider),
     )
+    app.state.tracer_provider = tracer_provider
     app.state.settings = settings
     app.state.signing_key = signing_key
     app.state.cursor_codec = CursorCodec(signing_key)
@@ -184,6 +190,9 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             ],
             max_age=600,
         )
+    # Outside everything that answers (its 503s, 413s... are counted and logged), inside
+    # the request id (every line carries it).
+    observe.install(app, settings)
     app.add_middleware(RequestIdMiddleware)
     # Outermost: even the last-resort 500 carries the security headers.
     docs_paths = ("/docs", "/docs/oauth2-redirect", "/redoc") if settings.docs_enabled else ()

@@ -19,6 +19,7 @@ from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import AuthenticationError, PermissionDeniedError
+from catalog.logs import user_id_var
 from catalog.models import MAX_ID
 from catalog.security import decode_access_token
 from catalog.services.login_throttle import LoginPolicy
@@ -78,7 +79,9 @@ async def get_current_user(
     claims = decode_access_token(token, key) if token else None
     if claims is None:
         raise AuthenticationError(INVALID_TOKEN)
-    return await current_user(uow, claims, key)
+    user = await current_user(uow, claims, key)
+    user_id_var.set(user.id)  # for the request's access log line
+    return user
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]

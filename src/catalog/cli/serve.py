@@ -1,10 +1,11 @@
-"""`catalog serve`: the API under uvicorn."""
+"""`catalog serve`: the API under uvicorn, with its logging and metrics set up for the run."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,10 @@ def serve(
     reload: Annotated[
         bool, typer.Option(help="Restart when the code changes (development).")
     ] = False,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(help="Log every request (default: the ACCESS_LOG setting, on)."),
+    ] = None,
     wait_for_db: Annotated[
         float,
         typer.Option(
@@ -38,6 +42,10 @@ def serve(
     """Serve the HTTP API with uvicorn (uvloop + httptools)."""
     if reload and workers > 1:
         fail("--reload and --workers > 1 cannot be combined", USAGE_ERROR)
+    if access_log is not None:
+        # Workers read their settings from the environment: pass the choice on there.
+        os.environ["ACCESS_LOG"] = "true" if access_log else "false"
+        get_settings.cache_clear()
     # Validate now, in one process with a readable error, rather than in every worker.
     settings = get_settings()
     settings.signing_key()  # creates the development key once, before workers race for it
@@ -51,27 +59,45 @@ def serve(
 
     import uvicorn  # imported late: the other commands do not need it
 
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        reload_dirs=[str(PACKAGE_DIR)] if reload else None,
-        loop="uvloop",
-        http="httptools",
-        access_log=access_log,
-        log_level=settings.log_level.lower(),
-        # In-flight requests get this long after SIGTERM; then they are cancelled, which
-        # rolls back their units of work, and the process exits.
-        timeout_graceful_shutdown=settings.shutdown_timeout,
-        server_header=False,  # no banner naming the server software
-        # X-Forwarded-For is believed only from TRUSTED_PROXIES (uvicorn would trust
-        # 127.0.0.1 by default); it is the client address login throttling counts.
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies) or None,
-    )
+    from catalog.logs import logging_config
+
+    with ExitStack() as stack:
+        if settings.metrics != "off":
+            from catalog.telemetry import exposition
+
+            if workers > 1 or reload:
+                # The app runs in other processes: each writes its metrics into one
+                # fresh directory, and a scrape of any process adds them all up.
+                stack.enter_context(exposition.multiprocess_directory())
+            # A metrics port is served by this process, which outlives its workers.
+            port_taken = isinstance(settings.metrics, int) and not exposition.serve_on_port(
+                settings.metrics
+            )
+            if port_taken:
+                fail(f"METRICS: port {settings.metrics} is not available")
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            reload_dirs=[str(PACKAGE_DIR)] if reload else None,
+            loop="uvloop",
+            http="httptools",
+            # The service logs each request itself (ACCESS_LOG), with route and user.
+            access_log=False,
+            log_config=logging_config(settings),
+            log_level=settings.log_level.lower(),
+            # In-flight requests get this long after SIGTERM; then they are cancelled, which
+            # rolls back their units of work, and the process exits.
+            timeout_graceful_shutdown=settings.shutdown_timeout,
+            server_header=False,  # no banner naming the server software
+            # X-Forwarded-For is believed only from TRUSTED_PROXIES (uvicorn would trust
+            # 127.0.0.1 by default); it is the client address login throttling counts.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        )
 
 
 def _bootstrap(settings: Settings, wait: float) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import greenlet_spawn
 
 from catalog.config import Settings
+from catalog.db import observe
 from catalog.db.compiled import CompiledQuery, Row
 from catalog.db.errors import CONNECTION_LOST, DatabaseUnavailableError, is_unavailable
 from catalog.db.types import unicode_lower
@@ -48,7 +49,13 @@ class Backend:
 
     def engine_options(self, settings: Settings, *, asynchronous: bool) -> dict[str, Any]:
         """Keyword arguments for create_engine / create_async_engine."""
-        return {"echo": settings.db_echo, "pool_pre_ping": settings.db_pool_pre_ping}
+        # hide_parameters: statement parameters (password hashes, emails) never appear in
+        # error messages, hence never in logs.
+        return {
+            "echo": settings.db_echo,
+            "pool_pre_ping": settings.db_pool_pre_ping,
+            "hide_parameters": True,
+        }
 
     def configure(self, engine: Engine, settings: Settings) -> None:
         """Per-connection set-up, on the (sync face of the) engine."""
@@ -160,8 +167,10 @@ class PostgreSQL(Backend):
             pooled = await engine.raw_connection()
             driver: Any = pooled.driver_connection
             handed_off = False
+            started = observe.now()
             try:
                 records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
+                observe.report(self.name, sql, started)
                 return records
             except asyncio.CancelledError:
                 # Cut off mid-statement (client gone, deadline). asyncpg is now asking the
@@ -178,6 +187,7 @@ class PostgreSQL(Backend):
                         await asyncio.wait({settled}, timeout=CANCEL_DELIVERY_SECONDS)
                 raise
             except BaseException as error:
+                observe.report(self.name, sql, started, error)
                 if _suspect(error):
                     # Timed out, lost, terminated: the connection may be half-closed or
                     # mid-protocol; never hand it to another request. Synchronous
@@ -235,11 +245,13 @@ def _as_sqlalchemy_error(
     error: BaseException, sql: str, params: Mapping[str, Any]
 ) -> BaseException:
     """What SQLAlchemy raises for the same failure: callers see one family of errors
-    whichever way a statement ran (CancelledError and the like pass unchanged)."""
+    whichever way a statement ran (CancelledError and the like pass unchanged).
+    Parameters stay out of their messages (as `hide_parameters` does for the engine):
+    they may be secrets."""
     if isinstance(error, asyncpg.IntegrityConstraintViolationError):
-        return IntegrityError(sql, params, error)
+        return IntegrityError(sql, params, error, hide_parameters=True)
     if isinstance(error, asyncpg.PostgresError):
-        return DBAPIError(sql, params, error)
+        return DBAPIError(sql, params, error, hide_parameters=True)
     if isinstance(error, TimeoutError):  # command_timeout: the server did not answer
         return DatabaseUnavailableError("the database did not answer in time")
     if isinstance(error, asyncpg.InternalClientError):

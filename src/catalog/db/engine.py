@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from catalog.config import Settings
 from catalog.db.backends import Backend, backend_named
+from catalog.db.observe import WaitCountingPool, observe_engine
 from catalog.db.urls import resolve_urls
 
 
@@ -35,7 +36,9 @@ def create_async_db_engine(settings: Settings) -> AsyncEngine:
     backend = backend_for(settings)
     engine = create_async_engine(
         resolve_urls(settings.database_url).async_url,
+        poolclass=WaitCountingPool,  # the default pool class, plus a count of waiters
         **backend.engine_options(settings, asynchronous=True),
     )
     backend.configure(engine.sync_engine, settings)
+    observe_engine(engine)
     return engine

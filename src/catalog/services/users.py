@@ -26,6 +26,7 @@ from catalog.errors import (
     PermissionDeniedError,
     PreconditionFailedError,
 )
+from catalog.hooks import login_failed
 from catalog.models import User, is_valid_id
 from catalog.schemas import UserCreate, UserRead, is_storable_text
 from catalog.security import (
@@ -255,14 +256,17 @@ async def authenticate(
     if not (is_storable_text(email) and is_storable_text(password)):
         # No stored account can match, and neither value can be sent to the database.
         await attempt.failed(uow)
+        login_failed.emit("invalid_credentials")
         raise AuthenticationError(INVALID_LOGIN)
     row = await uow.fetch_one(_LOGIN, email=email)
     hashed = row["hashed_password"] if row is not None else None
     if not await verify_password_or_dummy_async(password, hashed) or row is None:
         await attempt.failed(uow)
+        login_failed.emit("invalid_credentials")
         raise AuthenticationError(INVALID_LOGIN)
     await attempt.succeeded(uow)
     if not row["is_active"]:
+        login_failed.emit("inactive")
         raise PermissionDeniedError(INACTIVE)
     return Credentials(row["id"], row["hashed_password"])
 

@@ -1,0 +1,269 @@
+"""`catalog serve` for real: several uvicorn workers, their metrics, their log lines.
+
+Each test starts the service as a subprocess on free loopback ports, against the
+session's migrated database, and stops it (its whole process group) at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from deploy.ports import HOST, free_port
+from deploy.procs import end_group
+
+from catalog.db.database import Database
+from tests.conftest import SECRET
+from tests.telemetry import parse_metrics, total
+
+CATALOG = str(Path(sys.executable).with_name("catalog"))
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Served:
+    """A running `catalog serve`: its URL and what it logged so far."""
+
+    base_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log_lines()]
+
+
+@contextmanager
+def serve(database_url: str, tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
+    port = free_port()
+    log_path = tmp_path / f"serve-{port}.log"
+    environment = os.environ | {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "ENVIRONMENT": "test",
+        "LOG_FORMAT": "json",
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [CATALOG, "serve", "--port", str(port), *args],
+            env=environment | env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: we stop exactly what we started
+        )
+    served = Served(f"http://{HOST}:{port}", log_path, process)
+    try:
+        _wait_until_up(served)
+        yield served
+    finally:
+        _stop(process)
+
+
+def _wait_until_up(served: Served) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            pytest.fail("catalog serve exited:\n" + "\n".join(served.log_lines()[-20:]))
+        try:
+            if httpx.get(f"{served.base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"catalog serve did not answer in {START_TIMEOUT_S:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group; what is left after 20 s is killed."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end_group(process.pid, grace=20.0)
+    process.wait(10)
+
+
+async def _spread_requests(served: Served, path: str, workers: int) -> int:
+    """GET `path` on fresh connections until every worker has answered; how many sent."""
+    sent = 0
+    limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each time
+    async with httpx.AsyncClient(base_url=served.base_url, limits=limits, timeout=30) as client:
+        for _ in range(100):  # rounds of 20 concurrent requests (bounded)
+            responses = await asyncio.gather(*(client.get(path) for _ in range(20)))
+            assert all(r.status_code == 404 for r in responses)
+            sent += len(responses)
+            pids = {
+                line["pid"] for line in served.json_lines() if line["logger"] == "catalog.access"
+            }
+            if len(pids) >= workers:
+                return sent
+    pytest.fail(f"the requests never reached {workers} workers")
+
+
+@pytest.mark.parametrize("exposure", ["port", "on"])
+async def test_two_workers_count_every_request_exactly_once(
+    exposure: str, database_url: str, database: Database, tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    setting = str(metrics_port) if exposure == "port" else "on"
+    with serve(database_url, tmp_path, "--workers", "2", METRICS=setting) as served:
+        sent = await _spread_requests(served, "/items/999999", workers=2)
+        if exposure == "port":
+            # Served by `catalog serve` itself, on loopback, not on the main port.
+            scrape_url = f"http://{HOST}:{metrics_port}/metrics"
+            assert (await _get(f"{served.base_url}/metrics")).status_code == 404
+        else:
+            scrape_url = f"{served.base_url}/metrics"
+        labels = {"method": "GET", "route": "/items/{item_id}"}
+        # A request is counted once its response is sent: the last ones may still be
+        # counting when the client has its answer. Wait (bounded) for the total...
+        deadline = time.monotonic() + 10
+        samples = parse_metrics((await _get(scrape_url)).text)
+        while total(samples, "catalog_http_requests_total", **labels) < sent:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+            samples = parse_metrics((await _get(scrape_url)).text)
+        # ...then every scrape, whichever process answers it, sees exactly that total.
+        for _ in range(4):
+            samples = parse_metrics((await _get(scrape_url)).text)
+            assert total(samples, "catalog_http_requests_total", **labels) == sent
+            assert total(samples, "catalog_http_request_duration_seconds_count", **labels) == sent
+        directory = _multiprocess_directory(served)
+        assert directory.is_dir()
+        # Pool gauges are each worker's, summed: twice one worker's pool.
+        one_pool = database.engine.pool.size()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10  # sampled once a second by each worker
+        while total(samples, "catalog_db_pool_size") != 2 * one_pool:
+            assert time.monotonic() < deadline, total(samples, "catalog_db_pool_size")
+            await asyncio.sleep(0.2)
+            samples = parse_metrics((await _get(scrape_url)).text)
+    assert not directory.exists()  # removed when catalog serve stopped
+
+
+async def _get(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(url)
+
+
+def _workers(served: Served) -> list[int]:
+    """The pids of the uvicorn workers `catalog serve` runs now (from /proc)."""
+    pid = served.process.pid
+    workers = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        # Not multiprocessing's resource tracker; a killed worker is a zombie: no cmdline.
+        if b"spawn_main" in command:
+            workers.append(int(child))
+    return workers
+
+
+def _multiprocess_directory(served: Served) -> Path:
+    """The PROMETHEUS_MULTIPROC_DIR the workers were started with (from /proc)."""
+    workers = _workers(served)
+    assert workers, "catalog serve has no worker processes"
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+    [entry] = [e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
+    return Path(entry.split(b"=", 1)[1].decode())
+
+
+async def test_no_secret_reaches_any_log_line(
+    database_url: str, database: Database, tmp_path: Path
+) -> None:
+    """Passwords, tokens, Authorization headers, cursors and queries: sent, never logged."""
+    password, new_password, wrong = "Sw0rdfish-first-pw", "Sw0rdfish-second-pw", "Wr0ng-guess-pw"
+    email = "secret-keeper@example.com"
+    forged = "Bearer forged.token.value-xyz"
+    basic = "Basic c2VjcmV0LWtlZXBlcjpiYXNpYy1wdw=="
+    query = "zq-private-search"
+    secrets: list[str] = [password, new_password, wrong, forged, basic, query, "$argon2"]
+    sent = 0
+    with serve(database_url, tmp_path, LOG_LEVEL="DEBUG", METRICS="on") as served:
+        async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as client:
+
+            async def send(method: str, path: str, status: int, **kwargs: Any) -> httpx.Response:
+                nonlocal sent
+                response = await client.request(method, path, **kwargs)
+                assert response.status_code == status, response.text
+                sent += 1
+                return response
+
+            body = {"email": email, "password": password, "full_name": "Keeper"}
+            await send("POST", "/users", 201, json=body)
+            await send("POST", "/users", 409, json=body)  # the database refuses: no params
+            await send("POST", "/users", 422, json=body | {"password": "short"})
+            form = {"username": email, "password": password}
+            token = (await send("POST", "/auth/token", 200, data=form)).json()["access_token"]
+            await send("POST", "/auth/token", 401, data=form | {"password": wrong})
+            bearer = {"Authorization": f"Bearer {token}"}
+            secrets += [token, token.rsplit(".", 1)[-1]]
+            await send("GET", "/users/me", 200, headers=bearer)
+            await send("GET", "/users/me", 401, headers={"Authorization": forged})
+            await send("GET", "/users/me", 401, headers={"Authorization": basic})
+            for name in ("first", "second", "third"):
+                await send("POST", "/items", 201, headers=bearer, json={"name": name, "price": 1})
+            change = {"password": new_password, "current_password": password}
+            await send("PATCH", "/users/me", 200, headers=bearer, json=change)
+            page = await send("GET", f"/items?limit=1&q={query}", 200)
+            page = await send("GET", "/items?limit=1", 200)
+            cursor = page.links["next"]["url"].split("cursor=", 1)[1]
+            secrets.append(cursor)
+            await send("GET", f"/items?limit=1&cursor={cursor}", 200)
+            await send("GET", f"/items?cursor={cursor}x", 422)
+    lines = served.log_lines()  # complete now that the server has stopped
+
+    assert lines, "nothing was logged"
+    records = [json.loads(line) for line in lines]  # every line is JSON, uvicorn's included
+    assert {"uvicorn.error", "catalog.access"} <= {r["logger"] for r in records}
+    access = [r for r in records if r["logger"] == "catalog.access" and r["route"] != "/health"]
+    assert len(access) == sent  # each request logged once (uvicorn's access log is off)
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]
+    leaks = {secret: [line for line in lines if secret in line] for secret in secrets}
+    assert {secret: found for secret, found in leaks.items() if found} == {}
+
+
+async def test_a_killed_worker_leaves_the_live_gauges(
+    database_url: str, database: Database, tmp_path: Path
+) -> None:
+    """A worker that dies without cleaning up (SIGKILL) no longer counts in the gauges."""
+    metrics_port = free_port()
+    scrape_url = f"http://{HOST}:{metrics_port}/metrics"
+    one_pool = database.engine.pool.size()  # type: ignore[attr-defined]
+
+    async def pool_sizes_reach(expected: float) -> None:
+        deadline = time.monotonic() + 20  # sampled once a second by each worker
+        while True:
+            samples = parse_metrics((await _get(scrape_url)).text)
+            if total(samples, "catalog_db_pool_size") == expected:
+                return
+            assert time.monotonic() < deadline, total(samples, "catalog_db_pool_size")
+            await asyncio.sleep(0.2)
+
+    with serve(database_url, tmp_path, "--workers", "2", METRICS=str(metrics_port)) as served:
+        await pool_sizes_reach(2 * one_pool)
+        victim = _workers(served)[0]
+        os.kill(victim, signal.SIGKILL)
+        # uvicorn starts a new worker; the dead one's gauges must not add to the totals.
+        deadline = time.monotonic() + 30
+        while victim in _workers(served) or len(_workers(served)) < 2:
+            assert time.monotonic() < deadline, _workers(served)
+            await asyncio.sleep(0.2)
+        await pool_sizes_reach(2 * one_pool)
+        await asyncio.sleep(1.5)  # a full sampling period later: still two workers' worth
+        await pool_sizes_reach(2 * one_pool)
