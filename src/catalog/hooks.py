@@ -48,3 +48,6 @@ class Hook(Generic[P]):
 
 # A login refused by the services: "invalid_credentials" or "inactive".
 login_failed: Hook[[str]] = Hook("login_failed")
+
+# A POST answered with the stored response of an earlier one (same Idempotency-Key).
+idempotent_replayed: Hook[[]] = Hook("idempotent_replayed")

@@ -259,3 +259,27 @@ async def test_pool_gauges_are_read_at_scrape_time_and_count_waiters(
 async def _connect_once(database: Database) -> None:
     async with database.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+async def test_412s_and_idempotent_replays_are_counted(
+    settings: Settings, database: Database, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner@example.com")
+    item = {"name": "lamp", "price": 1}
+    keyed = owner.headers | {"Idempotency-Key": "once"}
+    async with running(metrics_app(settings, database)) as client:
+        before = await scrape(client)
+        created = await client.post("/items", json=item, headers=keyed)
+        assert created.status_code == 201
+        for _ in range(2):  # two retries, answered from the stored response
+            replay = await client.post("/items", json=item, headers=keyed)
+            assert replay.headers["idempotent-replayed"] == "true"
+        url = f"/items/{created.json()['id']}"
+        stale = owner.headers | {"If-Match": f'"{created.json()["id"]}.0"'}
+        assert (await client.patch(url, json={"name": "x"}, headers=stale)).status_code == 412
+        after = await scrape(client)
+    replays = "catalog_idempotent_replays_total"
+    assert total(after, replays) - total(before, replays) == 2
+    refused = "catalog_http_precondition_failed_total"
+    labels = {"method": "PATCH", "route": "/items/{item_id}"}
+    assert value(after, refused, **labels) - value(before, refused, **labels) == 1

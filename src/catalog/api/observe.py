@@ -164,6 +164,7 @@ async def running(app: FastAPI, settings: Settings, database: Database) -> Async
             metrics = exposition.metrics()
             stops.append(statement_executed.subscribe(metrics.observe_statement))
             stops.append(hooks.login_failed.subscribe(metrics.observe_login_failure))
+            stops.append(hooks.idempotent_replayed.subscribe(metrics.observe_replay))
             if isinstance(pool, WaitCountingPool):
                 metrics.pools.append(pool)
                 stops.append(lambda: metrics.pools.remove(pool))

@@ -25,6 +25,7 @@ from catalog.db.compiled import CompiledQuery
 from catalog.db.types import upsert
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import CatalogError, ConflictError
+from catalog.hooks import idempotent_replayed
 from catalog.models import IdempotencyKey
 
 LOCK_NOT_AVAILABLE = "55P03"  # the first request still holds the key past lock_timeout
@@ -114,6 +115,7 @@ async def claim(
     if row["fingerprint"] != digest:
         raise IdempotencyKeyReusedError("This Idempotency-Key was used for a different request")
     headers = orjson.loads(row["response_headers"])
+    idempotent_replayed.emit()
     return StoredResponse(row["status_code"], row["response_body"].encode(), headers)
 
 

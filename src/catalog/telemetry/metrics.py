@@ -66,6 +66,18 @@ class Metrics(Collector):
             ("method", "route"),
             registry=registry,
         )
+        self.precondition_failed = Counter(
+            "catalog_http_precondition_failed",
+            "Writes answered 412: the resource changed since the ETag given in If-Match.",
+            ("method", "route"),
+            registry=registry,
+        )
+        self.idempotent_replays = Counter(
+            "catalog_idempotent_replays",
+            "POSTs answered with the stored response of an earlier request with the same "
+            "Idempotency-Key (a retry that wrote nothing).",
+            registry=registry,
+        )
         self.login_failures = Counter(
             "catalog_login_failures",
             "Refused logins: invalid_credentials (unknown email or wrong password) or inactive.",
@@ -100,20 +112,20 @@ class Metrics(Collector):
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = self._make_children(method, route, status)
-        counter, histogram, shed = children
+        counter, histogram, by_status = children
         counter.inc()
         histogram.observe(seconds)
-        if shed is not None:
-            shed.inc()
+        if by_status is not None:
+            by_status.inc()
 
     def _make_children(self, method: str, route: str, status: int) -> Children:
         status_class = _STATUS_CLASSES.get(status, "other")
-        # New per-status counters (idempotent replays, 412s...) go here, like `shed`.
-        shed = self.shed.labels(method, route) if status == SHED_STATUS else None
+        # Counters of one status, by route: a new one goes here, like these two.
+        by_status = {SHED_STATUS: self.shed, 412: self.precondition_failed}.get(status)
         return (
             self.requests.labels(method, route, status_class),
             self.duration.labels(method, route, status_class),
-            shed,
+            by_status.labels(method, route) if by_status is not None else None,
         )
 
     def observe_statement(
@@ -126,6 +138,10 @@ class Metrics(Collector):
     def observe_login_failure(self, reason: str) -> None:
         """Subscriber of `hooks.login_failed`."""
         self.login_failures.labels(reason).inc()
+
+    def observe_replay(self) -> None:
+        """Subscriber of `hooks.idempotent_replayed`."""
+        self.idempotent_replays.inc()
 
     def live_values(self) -> Iterator[tuple[str, float]]:
         """(gauge name, value) of the live gauges of this process, now."""
