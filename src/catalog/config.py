@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # breaks prepared statements, startup parameters and session state; session mode
     # breaks startup parameters. See docs/scaling.md.
     database_pooler: Literal["none", "session", "transaction"] = "none"
+    # Streaming replicas of DATABASE_URL for plain reads (comma-separated), and how far
+    # behind one may be before reads skip it (see docs/scaling.md: read-your-writes).
+    database_replica_urls: TextList = ()
+    replica_max_lag_seconds: float = Field(default=5.0, gt=0)
 
     # --- time bounds (issue 8): every wait ends, and an outage is a 503, not a hang ---
     db_connect_timeout: float = Field(default=3.0, gt=0)
@@ -127,7 +131,17 @@ class Settings(BaseSettings):
     # Peers whose X-Forwarded-For uvicorn believes (`catalog serve`); none by default.
     trusted_proxies: TextList = ()
 
-    @field_validator("allowed_hosts", "cors_origins", "trusted_proxies", mode="before")
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not has_replicas(url):
+                raise ValueError("DATABASE_REPLICA_URLS must name PostgreSQL replicas")
+        return value
+
+    @field_validator(
+        "allowed_hosts", "cors_origins", "trusted_proxies", "database_replica_urls", mode="before"
+    )
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return comma_separated(value)
@@ -197,6 +211,8 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if (self.first_superuser_email is None) != (self.first_superuser_password is None):
             raise ValueError("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD go together")
+        if self.database_replica_urls and not has_replicas(self.database_url):
+            raise ValueError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
         production = self.environment == "production"
         if production and self.admin_https_only is False:
             raise ValueError(
@@ -256,6 +272,13 @@ def _one_line(error: ValidationError) -> str:
         named = not field or message.startswith(field)
         parts.append(message if named else f"{field}: {message}")
     return "invalid configuration: " + "; ".join(parts)
+
+
+def has_replicas(url: str) -> bool:
+    """Whether the database `url` names can have streaming read replicas."""
+    from catalog.db.urls import supports_replicas  # local import: db depends on config
+
+    return supports_replicas(url)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from catalog.api import observe
 from catalog.api.conditional import if_match
+from catalog.api.consistency import LSN_HEADER, ConsistencyTokenMiddleware
 from catalog.api.deadline import DeadlineMiddleware
 from catalog.api.deps import get_current_user, get_unit_of_work
 from catalog.api.errors import install_error_handlers
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             # Everything alive now (modules, routes, compiled statements) lives as long as
             # the process: keep it out of the cyclic GC's full collections.
             gc.freeze()
+            db.start()
             purge = asyncio.create_task(purge_expired_keys_forever(db))
             try:
                 async with observe.running(app, settings, db):
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             finally:
                 purge.cancel()
         finally:
+            await db.stop()
             if owns_database:
                 await db.dispose()
 
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             database=get_unit_of_work,
             if_match=if_match,
             idempotency_key=idempotency_key,
+            replicas=bool(settings.database_replica_urls),
         ),
     )
     return app
@@ -157,6 +161,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         timeout=settings.request_timeout,
         retry_after=settings.retry_after_seconds,
     )
+    if settings.database_replica_urls:
+        app.add_middleware(ConsistencyTokenMiddleware)
     app.add_middleware(OptionsMiddleware, methods=methods)
     app.add_middleware(
         RequestLimitsMiddleware,
@@ -178,6 +184,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
                 "If-Match",
                 "If-None-Match",
                 "Idempotency-Key",
+                LSN_HEADER,
             ],
             expose_headers=[
                 "Link",
@@ -187,6 +194,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
                 "ETag",
                 "Location",
                 "Idempotent-Replayed",
+                LSN_HEADER,
             ],
             max_age=600,
         )

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from catalog.api.consistency import remember_position, route_reads
 from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.db.unit_of_work import UnitOfWork
@@ -34,7 +35,11 @@ async def get_unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
     """The request's unit of work: reads, writes, and one commit before the response."""
     database: Database = request.app.state.database
     async with database.unit_of_work() as uow:
+        if database.replicas is not None:
+            route_reads(request, uow)
         yield uow
+    if database.replicas is not None:
+        remember_position(request, uow)
 
 
 async def get_app_settings(request: Request) -> Settings:

@@ -103,6 +103,12 @@ IDEMPOTENCY = {
     422: "an Idempotency-Key used for a different request",
 }
 ETAG = {"ETag": _header('The version of the resource, `"<id>.<version>"`')}
+CONSISTENCY_TOKEN = {
+    "X-Catalog-LSN": _header(
+        "The primary's WAL position after this write: send it back as X-Catalog-LSN on "
+        "reads to never read older data from a replica"
+    )
+}
 REPLAYED = {
     "Idempotent-Replayed": _header(
         "`true` when this is the stored response of an earlier request with the same "
@@ -120,6 +126,7 @@ class Documented:
     if_match: Callable[..., Any]
     idempotency_key: Callable[..., Any]
     if_none_match_header: str = "if-none-match"
+    replicas: bool = False  # DATABASE_REPLICA_URLS: writes answer with X-Catalog-LSN
 
 
 EVERY_OPERATION: tuple[int, ...] = (400, 414, 422)
@@ -222,6 +229,12 @@ def document_errors(app: FastAPI, documented: Documented) -> None:
             for status, description in IDEMPOTENCY.items():
                 _add(route, status, description)
             _success_headers(route, REPLAYED)
+        if (
+            documented.replicas
+            and documented.database in calls
+            and (route.methods or set()) - {"GET"}
+        ):
+            _success_headers(route, CONSISTENCY_TOKEN)
         if versioned and route.status_code != 204:
             _success_headers(route, ETAG)
         route.responses = dict(sorted(route.responses.items(), key=lambda item: str(item[0])))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.config import Settings
 from catalog.db.backends import AUTOCOMMIT, Backend, backend_named
 from catalog.db.engine import create_async_db_engine, create_sync_engine
+from catalog.db.replicas import Replica, ReplicaSet
 from catalog.db.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -26,8 +27,9 @@ T = TypeVar("T")
 class Database:
     """The async engine, its backend and session factory: one per application instance."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, replicas: ReplicaSet | None = None) -> None:
         self.engine = engine
+        self.replicas = replicas
         self.backend: Backend = backend_named(engine.dialect.name)
         self.writer_queue = self.backend.writer_queue()
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
@@ -35,7 +37,28 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(create_async_db_engine(settings))
+        engine = create_async_db_engine(settings)
+        replicas = None
+        if settings.database_replica_urls:
+            replicas = ReplicaSet(
+                primary=engine,
+                replicas=[
+                    Replica(create_async_db_engine(settings, url), name=f"#{number}")
+                    for number, url in enumerate(settings.database_replica_urls, 1)
+                ],
+                max_lag=settings.replica_max_lag_seconds,
+            )
+        return cls(engine, replicas)
+
+    def start(self) -> None:
+        """Start what runs in the background (the replica poller): once per worker."""
+        if self.replicas is not None:
+            self.replicas.start()
+
+    async def stop(self) -> None:
+        """Stop what `start` started (the engines stay usable)."""
+        if self.replicas is not None:
+            await self.replicas.stop()
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work (`async with`): reads, writes, one commit at the end."""
@@ -70,6 +93,10 @@ class Database:
         return cast(T, found)
 
     async def dispose(self) -> None:
+        await self.stop()
+        if self.replicas is not None:
+            for replica in self.replicas.replicas:
+                await replica.engine.dispose()
         await self.engine.dispose()
 
 

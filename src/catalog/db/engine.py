@@ -31,11 +31,12 @@ def create_sync_engine(settings: Settings) -> Engine:
     return engine
 
 
-def create_async_db_engine(settings: Settings) -> AsyncEngine:
-    """The async engine (asyncpg / aiosqlite) the API runs on."""
+def create_async_db_engine(settings: Settings, database_url: str | None = None) -> AsyncEngine:
+    """The async engine (asyncpg / aiosqlite) the API runs on: DATABASE_URL's, or
+    `database_url`'s (a replica) with the same options."""
     backend = backend_for(settings)
     engine = create_async_engine(
-        resolve_urls(settings.database_url).async_url,
+        resolve_urls(database_url or settings.database_url).async_url,
         poolclass=WaitCountingPool,  # the default pool class, plus a count of waiters
         **backend.engine_options(settings, asynchronous=True),
     )

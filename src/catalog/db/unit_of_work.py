@@ -19,11 +19,16 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.db.backends import Backend
 from catalog.db.compiled import CompiledQuery, Row
+from catalog.db.errors import is_unavailable
+from catalog.db.replicas import parse_lsn
+
+_POSITION = CompiledQuery(text("SELECT pg_current_wal_lsn()::text AS position"))
 
 if TYPE_CHECKING:
     from catalog.db.database import Database
@@ -34,13 +39,29 @@ T = TypeVar("T")
 class UnitOfWork:
     """One unit of work; use as `async with database.unit_of_work() as uow:`."""
 
-    __slots__ = ("_database", "_session", "_turn_taken", "backend")
+    __slots__ = (
+        "_database",
+        "_session",
+        "_turn_taken",
+        "backend",
+        "commit_position",
+        "primary_only",
+        "seen",
+        "wrote",
+    )
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self.backend: Backend = database.backend
         self._session: AsyncSession | None = None
         self._turn_taken = False
+        # Read replicas (db/replicas.py): the WAL position the client has seen, whether
+        # every read must go to the primary (a write request), and, once the unit has
+        # written and committed, the primary's position after that commit.
+        self.seen: int | None = None
+        self.primary_only = False
+        self.wrote = False
+        self.commit_position: int | None = None
 
     @property
     def in_transaction(self) -> bool:
@@ -53,6 +74,7 @@ class UnitOfWork:
         On SQLite this is also where the writer waits for its turn (`Backend.writer_queue`).
         """
         if self._session is None:
+            self.wrote = True
             queue = self._database.writer_queue
             if queue is not None:
                 await queue.acquire()
@@ -63,6 +85,16 @@ class UnitOfWork:
     async def fetch_all(self, query: CompiledQuery, **params: Any) -> Sequence[Row]:
         """All rows of a precompiled query: on its own, or inside the open transaction."""
         if self._session is None:
+            replicas = self._database.replicas
+            if replicas is not None and not self.primary_only:
+                replica = replicas.choose(self.seen)
+                if replica is not None:
+                    try:
+                        return await self.backend.fetch(replica, query, params, retry_lost=True)
+                    except Exception as error:
+                        if not is_unavailable(error):
+                            raise
+                        replicas.mark_down(replica)  # a read is safe to run on the primary
             engine = self._database.engine
             return await self.backend.fetch(engine, query, params, retry_lost=True)
         result = await self._execute(self._session, query, params)
@@ -79,6 +111,7 @@ class UnitOfWork:
         Atomic on its own, it runs outside any transaction where the backend allows;
         otherwise (SQLite, or a transaction already open) inside the unit's transaction.
         """
+        self.wrote = True
         if self._session is None and self.backend.autocommit_writes:
             rows = await self.backend.fetch(self._database.engine, query, params, writes=True)
             return rows[0] if rows else None
@@ -155,3 +188,13 @@ class UnitOfWork:
                 await self.close(commit_error)
                 raise
         await self.close(error)
+        if error is None and self.wrote and self._database.replicas is not None:
+            self.commit_position = await self._primary_position()
+
+    async def _primary_position(self) -> int | None:
+        """The primary's WAL position now, past this unit's commit (None if unknown)."""
+        try:
+            row = await self.backend.fetch(self._database.engine, _POSITION, {})
+        except Exception:  # committed already: a missing position only costs freshness
+            return None
+        return parse_lsn(row[0]["position"]) if row else None

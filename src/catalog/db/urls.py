@@ -114,3 +114,8 @@ def _split_options(
         async_query["ssl"] = mode
         sync_query["sslmode"] = mode
     return async_query, sync_query
+
+
+def supports_replicas(raw: str) -> bool:
+    """Whether the database `raw` names can have streaming read replicas (PostgreSQL)."""
+    return resolve_urls(raw).backend == "postgresql"
