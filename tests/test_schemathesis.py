@@ -56,7 +56,11 @@ CONFIG = schemathesis.Config.from_dict(
     {
         "generation": {"mode": "all"},
         "checks": {"positive_data_acceptance": {"enabled": False}},  # see the docstring
-        "phases": {"stateful": {"max-steps": 8}},
+        # Stateful runs follow links, so they send valid data: invalid data rarely gets past
+        # the first step, and schemathesis reports a query string of `q=false` (its negative
+        # example "array [false]", serialised) as invalid data accepted. The stateless
+        # run checks the rejection of invalid data, operation by operation.
+        "phases": {"stateful": {"max-steps": 8, "generation": {"mode": "positive"}}},
     }
 )
 
@@ -74,7 +78,7 @@ class Api:
         """Back to one superuser and nothing else, ids counting from 2 again: each
         stateful run starts from the same state, so the same choices replay the same."""
         with self.database.session_scope() as session:
-            for table in ("item_tags", "items", "tags", "login_failures"):
+            for table in ("item_tags", "items", "tags", "login_failures", "idempotency_keys"):
                 session.execute(text(f"DELETE FROM {table}"))
             session.execute(delete(User).where(User.id != self.root["id"]))
             session.execute(update(User).where(User.id == self.root["id"]).values(self.root))
@@ -102,6 +106,7 @@ def api(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]
             "full_name": None,
             "is_active": True,
             "is_superuser": True,
+            "version": 1,
         }
         database = SyncDatabase.from_settings(settings)
         try:
