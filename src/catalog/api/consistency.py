@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from catalog.api.asgi import Headers, adding_headers
 from catalog.db.replicas import format_lsn, parse_lsn
 from catalog.db.unit_of_work import UnitOfWork
 
@@ -58,13 +59,8 @@ class ConsistencyTokenMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_position(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                position = scope.get("state", {}).get(_STATE_KEY)
-                if position is not None:
-                    headers = list(message.get("headers", ()))
-                    headers.append((b"x-catalog-lsn", position.encode("ascii")))
-                    message = {**message, "headers": headers}
-            await send(message)
+        def position() -> Headers:
+            value = scope.get("state", {}).get(_STATE_KEY)
+            return () if value is None else ((b"x-catalog-lsn", value.encode("ascii")),)
 
-        await self.app(scope, receive, send_with_position)
+        await self.app(scope, receive, adding_headers(send, position))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from catalog.api.asgi import adding_headers
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 DOCS_POLICY = (
@@ -62,10 +64,4 @@ class SecurityHeadersMiddleware:
             extra = _OWN_POLICY
         else:
             extra = self.api_headers
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, adding_headers(send, lambda: extra))
