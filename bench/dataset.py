@@ -290,6 +290,12 @@ def ensure_dataset(url: str, spec: DatasetSpec, *, rebuild: bool = False) -> Dat
     return dataset
 
 
+def tune(url: str) -> None:
+    """`catalog db tune`: the service's planner settings stored in the database itself,
+    where they reach connections made through a pooler (which forwards none of them)."""
+    _catalog(url, "db", "tune")
+
+
 def cleanup(dataset: Dataset) -> None:
     """Remove what the benchmark wrote, so the next run starts from the same rows."""
     with psycopg.connect(conninfo(dataset.url), autocommit=True) as conn:

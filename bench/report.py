@@ -16,7 +16,8 @@ CURSOR_TARGET = 1.5  # deep cursor p50 / first page p50
 SEARCH_P50_TARGET_MS = 20.0
 RSS_TARGET_MIB = 120.0
 OBSERVED = "service+obs"  # the service with metrics and JSON logs on (issue 9)
-SERVERS = ("service", OBSERVED, "baseline")
+VIA_PGBOUNCER = "service+pgbouncer"  # the service through PgBouncer, transaction mode (issue 10)
+SERVERS = ("service", OBSERVED, VIA_PGBOUNCER, "baseline")
 COST_TARGET = 0.05  # metrics + JSON logs may cost at most 5% of requests/s
 
 
@@ -115,6 +116,8 @@ LEGEND = (
     " PostgreSQL: SQL = statements executed (BEGIN/COMMIT included), trips = round trips waited"
     " for, BEGIN = transactions opened; SA = statements SQLAlchemy's before_cursor_execute saw"
     " (the service; statements run on the raw driver connection do not show there)."
+    " service+pgbouncer (--via-pgbouncer): the service with DATABASE_POOLER=transaction"
+    " through a private PgBouncer in transaction mode (not counted in-process: -)."
 )
 
 
@@ -154,6 +157,51 @@ def _cost_table(report: RunReport) -> list[str]:
         "",
     ]
     return lines
+
+
+def _pooler_table(report: RunReport) -> list[str]:
+    """Issue 10: the service through PgBouncer (transaction mode) against the service direct."""
+    pairs = {
+        s.name: (runs["service"], runs[VIA_PGBOUNCER])
+        for s in SCENARIOS
+        if "service" in (runs := report.loads.get(s.name, {})) and VIA_PGBOUNCER in runs
+    }
+    if not pairs:
+        return []
+    lines = [
+        "What the pooler costs (issue 10): the service through PgBouncer (transaction mode)"
+        " against the service direct, same workers and pool sizes",
+        "",
+        "| scenario | direct req/s | pooled req/s | req/s ratio | direct p50 ms | pooled p50 ms"
+        " | p50 ratio | direct CPU µs/req | pooled CPU µs/req | CPU ratio |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, (direct, pooled) in pairs.items():
+        cells = [
+            name,
+            _num(direct.rps, 0),
+            _num(pooled.rps, 0),
+            _ratio(pooled.rps, direct.rps),
+            _num(direct.p50_ms, 2),
+            _num(pooled.p50_ms, 2),
+            _ratio(pooled.p50_ms, direct.p50_ms),
+            _num(direct.cpu_us_per_request, 0),
+            _num(pooled.cpu_us_per_request, 0),
+            _ratio(pooled.cpu_us_per_request, direct.cpu_us_per_request),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [
+        *lines,
+        "",
+        "pooled CPU µs/req: the service's processes and PgBouncer's together. The pooled path"
+        " pays an extra hop per round trip, no prepared-statement cache (each statement is"
+        " parsed and planned again) and one statement per transaction to set its time bounds.",
+        "",
+    ]
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    return f"{value / reference:.2f}x" if value and reference else "-"
 
 
 def _verdict(ok: bool | None) -> str:
@@ -220,6 +268,7 @@ def render(report: RunReport) -> str:
     ]
     lines += [LEGEND, ""]
     lines += _cost_table(report)
+    lines += _pooler_table(report)
     if report.notes:
         lines += ["Notes:", "", *(f"- {note}" for note in report.notes), ""]
     if report.mismatches:

@@ -23,9 +23,9 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-import orjson
+from deploy.pgbouncer import PgBouncer
 
-from bench import counting, dataset, load, report, scenarios
+from bench import counting, dataset, lineup, load, report, scenarios
 from bench.servers import Server
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1/catalog_bench"
@@ -77,6 +77,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="measure the service off/on this many times each per scenario (ABBA order)",
     )
     parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes per server"
+    )
+    parser.add_argument(
+        "--via-pgbouncer",
+        action="store_true",
+        help="also load the service through a private PgBouncer (transaction mode)",
+    )
+    parser.add_argument(
         "--items", type=int, default=dataset.DatasetSpec.items, help="items in the dataset"
     )
     parser.add_argument(
@@ -92,8 +100,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.scenarios = [s for s in scenarios.SCENARIOS if not names or s.name in names]
     if min(args.duration, args.connections, args.search_connections, args.threads) <= 0:
         parser.error("--duration, --connections, --search-connections, --threads must be > 0")
-    if args.warmup < 0 or args.items < 100 or args.cost_rounds < 1:
-        parser.error("--warmup must be >= 0, --items >= 100 and --cost-rounds >= 1")
+    if args.warmup < 0 or args.items < 100 or min(args.cost_rounds, args.workers) < 1:
+        parser.error("--warmup must be >= 0, --items >= 100, --cost-rounds and --workers >= 1")
     return args
 
 
@@ -153,47 +161,6 @@ def _update_readme(text: str) -> None:
     _log(f"updated {README}")
 
 
-def _servers(args: argparse.Namespace, secret: str, work_dir: Path) -> dict[str, Server]:
-    from catalog.config import load_settings
-
-    env = {"DATABASE_URL": args.database_url, "SECRET_KEY": secret}
-    service_env = env | {
-        "ENVIRONMENT": "production",
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_TOKEN_EXPIRE_MINUTES": "240",
-        "METRICS": "off",
-        "ACCESS_LOG": "false",
-        "LOG_FORMAT": "text",
-    }
-    servers = {"service": Server("service", "catalog.api.app:create_app", service_env)}
-    if not args.skip_observed:
-        # The same build with metrics and JSON logs on: one JSON line per request (into
-        # the server's log file), /metrics, and prometheus-client's multiprocess mode
-        # (what `catalog serve --workers N` runs: values in memory-mapped files).
-        metrics_dir = work_dir / "metrics"
-        metrics_dir.mkdir()
-        observed_env = service_env | {
-            "LOG_LEVEL": "INFO",
-            "METRICS": "on",
-            "ACCESS_LOG": "true",
-            "LOG_FORMAT": "json",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        }
-        servers[report.OBSERVED] = Server(
-            report.OBSERVED, "catalog.api.app:create_app", observed_env
-        )
-    if not args.skip_baseline:
-        # The baseline's pool holds as many connections as the service's may.
-        settings = load_settings(database_url=args.database_url, secret_key=secret)
-        baseline_env = env | {
-            "BASELINE_POOL_MIN": str(settings.db_pool_size),
-            "BASELINE_POOL_MAX": str(settings.db_pool_size + settings.db_max_overflow),
-            "BASELINE_SERVER_SETTINGS": orjson.dumps(args.server_settings).decode(),
-        }
-        servers["baseline"] = Server("baseline", "bench.baseline:create_app", baseline_env)
-    return servers
-
-
 def _describe(args: argparse.Namespace, ds: dataset.Dataset) -> report.RunReport:
     spec = ds.spec
     load1, load5, _ = os.getloadavg()
@@ -202,7 +169,8 @@ def _describe(args: argparse.Namespace, ds: dataset.Dataset) -> report.RunReport
             f"wrk {args.threads} threads, {args.connections} connections"
             f" ({args.search_connections} for search), {args.warmup:g} s warm-up +"
             f" {args.duration:g} s measured per scenario and server, servers alternating;"
-            " uvicorn --loop uvloop --http httptools --no-access-log --workers 1;"
+            " uvicorn --loop uvloop --http httptools --no-access-log"
+            f" --workers {args.workers} (each server);"
             f" PostgreSQL session settings of the service (both): {args.server_settings};"
             + (
                 ""
@@ -225,17 +193,21 @@ def _order(names: list[str], index: int, cost_rounds: int) -> list[str]:
 
     The order flips from one scenario to the next, so a drift in machine load favours
     no side. The service off and on run next to each other, `cost_rounds` times each in
-    ABBA order (off, on, on, off...), the baseline once in the middle.
+    ABBA order (off, on, on, off...), the baseline once in the middle; the service through
+    PgBouncer next to a run of the service direct.
     """
-    off, on = "service", report.OBSERVED
-    if on not in names:
-        order = names
+    off, on, pooled = "service", report.OBSERVED, report.VIA_PGBOUNCER
+    rest = [n for n in names if n != pooled]
+    if on not in rest:
+        order = rest
     else:
         pairs = [[off, on] if r % 2 == 0 else [on, off] for r in range(cost_rounds)]
         cost = [name for pair in pairs for name in pair]
         half = len(cost) // 2
-        others = [n for n in names if n not in (off, on)]
+        others = [n for n in rest if n not in (off, on)]
         order = cost[:half] + others + cost[half:] if cost_rounds > 1 else cost + others
+    if pooled in names:  # right next to a run of the service direct, which it is compared to
+        order = [pooled, *order] if order[0] == off else [*order, pooled]
     return order if index % 2 == 0 else list(reversed(order))
 
 
@@ -295,9 +267,22 @@ def run(args: argparse.Namespace) -> str:
         args.database_url, dataset.DatasetSpec(items=args.items), rebuild=args.rebuild
     )
     secret = secrets.token_urlsafe(48)
+    lineup.check_connections(args, secret)
     args.server_settings = counting.service_session_settings(args.database_url, secret)
+    with lineup.pgbouncer(args, secret) as bouncer:
+        return _measure(args, wrk, ds, secret, bouncer)
+
+
+def _measure(
+    args: argparse.Namespace,
+    wrk: str,
+    ds: dataset.Dataset,
+    secret: str,
+    bouncer: PgBouncer | None,
+) -> str:
+    """Start the servers, check and count, load them all, stop them; the report."""
     work_dir = Path(tempfile.mkdtemp(prefix="catalog-bench-"))
-    servers = _servers(args, secret, work_dir)
+    servers = lineup.servers(args, secret, work_dir, bouncer)
     result = _describe(args, ds)
     result.postgresql = dataset.server_version(ds.url)
     completed = False

@@ -1,4 +1,9 @@
-"""The two servers under load: uvicorn processes started, watched and stopped by the run."""
+"""The servers under load: uvicorn processes started, watched and stopped by the run.
+
+A server is one uvicorn process group: with `--workers N`, a supervisor and N worker
+processes. Its CPU time is the whole group's (plus that of any helper process charged to
+it, such as the PgBouncer it talks through); its peak RSS is the largest process's.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 
 import httpx
 from deploy.ports import HOST, free_port
+from deploy.procs import group_members
 
 REPO = Path(__file__).resolve().parents[1]
 UVICORN = str(Path(sys.executable).with_name("uvicorn"))
@@ -20,11 +26,14 @@ START_TIMEOUT = 30.0
 
 @dataclass
 class Server:
-    """One uvicorn process (a single worker: the server process itself)."""
+    """One uvicorn process group serving `app` with `workers` worker processes."""
 
     name: str
     app: str  # "module:factory"
     env: dict[str, str]
+    workers: int = 1
+    # Processes outside the group whose CPU time counts as this server's (its PgBouncer).
+    charged_pids: tuple[int, ...] = ()
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -44,7 +53,7 @@ class Server:
             "httptools",
             "--no-access-log",
             "--workers",
-            "1",
+            str(self.workers),
             "--host",
             HOST,
             "--port",
@@ -75,29 +84,25 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not answer /health in {START_TIMEOUT:.0f} s")
 
-    def peak_rss_mib(self) -> float | None:
-        """The process's peak resident set size (VmHWM) in MiB, while it runs."""
+    def _pids(self) -> list[int]:
+        """The running group's processes (the supervisor and its workers), else none."""
         if self.process is None or self.process.poll() is not None:
-            return None
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return None
+            return []
+        return group_members(self.process.pid) or [self.process.pid]
+
+    def peak_rss_mib(self) -> float | None:
+        """The largest peak resident set size (VmHWM) of the group's processes, in MiB:
+        one worker's (with a single worker, the server process itself)."""
+        peaks = [_peak_rss_mib(pid) for pid in self._pids()]
+        measured = [peak for peak in peaks if peak is not None]
+        return max(measured) if measured else None
 
     def cpu_seconds(self) -> float | None:
-        """CPU time (user + system) the process has used so far, while it runs."""
-        if self.process is None or self.process.poll() is not None:
+        """CPU time (user + system) the group and the charged processes have used so far."""
+        pids = self._pids()
+        if not pids:
             return None
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        # utime and stime: fields 14 and 15 of proc_pid_stat(5), the 12th and 13th after ")".
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_seconds(pid) or 0.0 for pid in [*pids, *self.charged_pids])
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -119,3 +124,24 @@ class Server:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process `pid` has used so far; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime: fields 14 and 15 of proc_pid_stat(5), the 12th and 13th after ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None

@@ -114,6 +114,13 @@ class PgBouncer(Service):
         self._process.start()
         self._process.wait_ready(self._answers, timeout=timeout, what="admin console answering")
 
+    @property
+    def pid(self) -> int:
+        """The running PgBouncer's pid (e.g. to read its CPU time)."""
+        if self._process is None:
+            raise RuntimeError("PgBouncer is not started")
+        return self._process.pid
+
     def _answers(self) -> bool:
         try:
             self.show("VERSION")

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,23 +42,39 @@ LATENCY_BOUND = 4 + 2.0
 
 
 class CatalogService:
-    """`catalog serve` on a free port, as its own process group."""
+    """`catalog serve` on a free port, as its own process group.
 
-    def __init__(self, database_url: str, *, port: int | None = None, **settings: str) -> None:
+    `serve_args` go to `catalog serve` (e.g. `("--workers", "2")`); `access_log` turns its
+    per-request log lines on; `secret_key=None` leaves SECRET_KEY unset, so the service
+    uses its development key file (in the service's own directory, its working directory).
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        port: int | None = None,
+        serve_args: Sequence[str] = (),
+        access_log: bool = False,
+        secret_key: str | None = SECRET,
+        **settings: str,
+    ) -> None:
         self.port = port or free_port()
         self.dir = private_dir("catalog-service")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "DATABASE_URL": database_url,
-            "SECRET_KEY": SECRET,
             "ENVIRONMENT": "test",
             "LOG_LEVEL": "WARNING",
             **FAULT_SETTINGS,
             **settings,
         }
+        if secret_key is not None:
+            self.env["SECRET_KEY"] = secret_key
+        log_option = "--access-log" if access_log else "--no-access-log"
         self.process = Process(
             "catalog",
-            [str(CATALOG), "serve", "--port", str(self.port), "--no-access-log"],
+            [str(CATALOG), "serve", "--port", str(self.port), log_option, *serve_args],
             self.dir / "service.log",
             env=self.env,
             cwd=self.dir,
@@ -96,8 +112,11 @@ class CatalogService:
 
 
 @contextmanager
-def running_service(database_url: str, **settings: str) -> Iterator[CatalogService]:
-    service = CatalogService(database_url, port=None, **settings)
+def running_service(
+    database_url: str, *, serve_args: Sequence[str] = (), **settings: Any
+) -> Iterator[CatalogService]:
+    """A started `CatalogService` (arguments as for it), closed at the end of the block."""
+    service = CatalogService(database_url, port=None, serve_args=serve_args, **settings)
     try:
         service.start()
         yield service
