@@ -59,7 +59,7 @@ def haproxy_config(
         "global",
         "    maxconn 1000",
         # Health-check changes (not every connection) go to our log file.
-        "    log stderr format raw local0 notice",
+        "    log stderr format iso local0 notice",  # each line timestamped
         "",
         "defaults",
         "    log global",

@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from catalog.api.app import create_app
 from catalog.api.deadline import LATE_DETAIL
@@ -25,8 +27,15 @@ from catalog.api.errors import UNAVAILABLE_DETAIL
 from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.db.errors import is_unavailable
+from catalog.migrations.runner import upgrade
 from tests.api import Fetch
-from tests.conftest import Account, make_settings, postgresql_only
+from tests.conftest import (
+    POOLER,
+    Account,
+    make_settings,
+    postgresql_only,
+    throwaway_postgres_database,
+)
 
 RETRY_AFTER = "2"
 
@@ -272,6 +281,63 @@ async def test_no_request_fails_on_connections_the_server_closed(
     assert [r.status_code for r in reads] == [200] * 20
 
 
+# --- a read-only server: a standby, or a leader demoted by a failover -----------------------
+
+
+def _set_read_only(url: str, read_only: bool) -> None:
+    """Make new connections to the database behave as on a standby (a write: 25006)."""
+    name = url.rsplit("/", 1)[1]
+    change = "SET default_transaction_read_only = on" if read_only else "RESET ALL"
+    # This connection must write (the ALTER) whatever the database's default says.
+    writable = "-c default_transaction_read_only=off"
+    with psycopg.connect(url, autocommit=True, options=writable) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" {change}')
+
+
+# A write alone on a connection (no transaction), and one in a transaction (with its
+# idempotency key): they fail in different layers (asyncpg, the SQLAlchemy session).
+REFUSED_WRITES = {"single statement": False, "in a transaction": True}
+
+
+@pytest.mark.skipif(
+    POOLER != "none", reason="PgBouncer reuses server connections opened before the ALTER"
+)
+@pytest.mark.parametrize("keyed", REFUSED_WRITES.values(), ids=REFUSED_WRITES.keys())
+async def test_a_write_refused_by_a_standby_is_503_and_the_pool_is_replaced(keyed: bool) -> None:
+    """What a write meets on a standby (a pooled connection to a leader demoted by a
+    failover): 503, not 500. Every pooled connection made until then is replaced, not
+    only the one refused: once the server takes writes again (in a failover: once new
+    connections reach the new leader), every write succeeds, without a restart."""
+    account = {"email": "ro@example.com", "password": "ro-pass-12"}
+    login = {"username": account["email"], "password": account["password"]}
+    with throwaway_postgres_database() as url:
+        settings = make_settings(url)
+        await asyncio.to_thread(upgrade, settings)
+        async with app_client(settings) as (client, _):
+            assert (await client.post("/users", json=account)).status_code == 201
+            token = (await client.post("/auth/token", data=login)).json()["access_token"]
+        await asyncio.to_thread(_set_read_only, url, True)
+        keys = (f"k{n}" for n in range(100))
+
+        async def write(client: httpx.AsyncClient) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"}
+            if keyed:
+                headers["Idempotency-Key"] = next(keys)
+            return await client.post("/items", json={"name": "a", "price": 1}, headers=headers)
+
+        try:
+            async with app_client(settings) as (client, _):
+                # Reads work on a standby: the pool fills with connections to it.
+                reads = await asyncio.gather(*(client.get("/items") for _ in range(8)))
+                assert [r.status_code for r in reads] == [200] * 8
+                assert_503(await write(client))
+                await asyncio.to_thread(_set_read_only, url, False)
+                accepted = [(await write(client)).status_code for _ in range(10)]
+                assert accepted == [201] * 10
+        finally:
+            await asyncio.to_thread(_set_read_only, url, False)
+
+
 # --- the classification itself ------------------------------------------------------------------
 
 
@@ -287,3 +353,13 @@ def test_bugs_are_not_mistaken_for_outages() -> None:
         OperationalError("x", None, sqlite3.OperationalError("database is locked"))
     )
     assert is_unavailable(ConnectionRefusedError(111, "refused"))
+
+
+def test_a_write_refused_by_a_standby_is_an_outage() -> None:
+    """SQLSTATE 25006, from either driver: the server is (now) a read-only standby."""
+    message = "cannot execute INSERT in a read-only transaction"
+    refused = asyncpg.ReadOnlySQLTransactionError(message)
+    assert is_unavailable(refused)
+    assert is_unavailable(DBAPIError("INSERT", None, refused))
+    assert is_unavailable(psycopg.errors.ReadOnlySqlTransaction(message))
+    assert not is_unavailable(asyncpg.UniqueViolationError("duplicate key"))

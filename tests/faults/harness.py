@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -109,6 +110,27 @@ class CatalogService:
 
     def log(self) -> str:
         return self.process.log_path.read_text(errors="replace")
+
+
+def catalog_command(
+    database_url: str, *args: str, pooler: str = "none"
+) -> subprocess.CompletedProcess[str]:
+    """Run `catalog *args` (e.g. "db", "upgrade") against `database_url`; its outcome."""
+    env = {
+        "DATABASE_URL": database_url,
+        "DATABASE_POOLER": pooler,
+        "SECRET_KEY": SECRET,
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [str(CATALOG), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def unhandled_errors(log: str) -> str:
+    """A service log's unhandled errors, each with the last lines of its traceback."""
+    blocks = log.split("unhandled error")[1:]
+    return "\n---\n".join("\n".join(b.splitlines()[-6:]) for b in blocks[:5])
 
 
 @contextmanager

@@ -5,29 +5,15 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import httpx
 import pytest
 from deploy.pgbouncer import PgBouncer
 from deploy.postgres import PostgresInstance
 
-from tests.faults.harness import CATALOG, SECRET, running_service
+from tests.faults.harness import catalog_command, running_service
 from tests.infra.fixtures import MakePgBouncer
 
 pytestmark = pytest.mark.slow
-
-
-def _catalog(url: str, pooler: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "DATABASE_URL": url,
-        "DATABASE_POOLER": pooler,
-        "SECRET_KEY": SECRET,
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run(
-        [str(CATALOG), *args], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 async def _exercise(base_url: str) -> None:
@@ -71,7 +57,7 @@ async def test_migrate_tune_and_serve_through_pgbouncer(
     url = bouncer.url("catalog")
 
     for command in (("db", "upgrade"), ("db", "tune"), ("db", "check")):
-        done = _catalog(url, mode, *command)
+        done = catalog_command(url, *command, pooler=mode)
         assert done.returncode == 0, done.stderr
     assert private_postgres.scalar("SHOW jit", database="catalog") == "off"  # from `tune`
 
@@ -86,7 +72,7 @@ async def test_without_the_pooler_setting_pgbouncer_refuses_the_service(
     sends directly to PostgreSQL. The service says so with 503s, not 500s."""
     private_postgres.create_database("catalog")
     url = pgbouncer("transaction").url("catalog")
-    assert _catalog(url, "transaction", "db", "upgrade").returncode == 0
+    assert catalog_command(url, "db", "upgrade", pooler="transaction").returncode == 0
     with running_service(url, DATABASE_POOLER="none") as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
             refused = await client.get("/items")

@@ -27,6 +27,7 @@ from tests.faults.harness import (
     Load,
     lost_writes,
     running_service,
+    unhandled_errors,
     wait_for_success,
 )
 
@@ -55,12 +56,6 @@ def service(database_url: str) -> Iterator[CatalogService]:
 Fault = Callable[[], Awaitable[None]]
 
 
-def _errors(log: str) -> str:
-    """The service log's unhandled errors, each with the last lines of its traceback."""
-    blocks = log.split("unhandled error")[1:]
-    return "\n---\n".join("\n".join(b.splitlines()[-6:]) for b in blocks[:5])
-
-
 async def _report(
     name: str, service: CatalogService, database_url: str, fault: Fault
 ) -> dict[str, object]:
@@ -79,7 +74,10 @@ async def _report(
     after = load.between(recovered + SETTLE, float("inf"))  # requests sent after recovery
     worst = max(a.elapsed for a in load.answers)
 
-    assert set(load.statuses()) <= {200, 201, 503}, (load.statuses(), _errors(service.log()))
+    assert set(load.statuses()) <= {200, 201, 503}, (
+        load.statuses(),
+        unhandled_errors(service.log()),
+    )
     assert all(a.retry_after == "1" for a in load.answers if a.status == 503)
     assert set(load.statuses(before)) <= {200, 201}
     assert after

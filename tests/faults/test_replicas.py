@@ -17,8 +17,7 @@ import psycopg
 import pytest
 from deploy.postgres import PostgresInstance
 
-from tests.faults.harness import CatalogService, running_service
-from tests.faults.test_pgbouncer import _catalog
+from tests.faults.harness import CatalogService, catalog_command, running_service
 from tests.infra.fixtures import MakeReplica
 
 pytestmark = pytest.mark.slow
@@ -30,7 +29,7 @@ LSN = "X-Catalog-LSN"
 
 def _migrated(primary: PostgresInstance) -> str:
     primary.create_database("catalog")
-    done = _catalog(primary.url("catalog"), "none", "db", "upgrade")
+    done = catalog_command(primary.url("catalog"), "db", "upgrade")
     assert done.returncode == 0, done.stderr
     return primary.url("catalog")
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy import Engine, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -33,11 +34,17 @@ from sqlalchemy.util import greenlet_spawn
 from catalog.config import Settings
 from catalog.db import observe
 from catalog.db.compiled import CompiledQuery, Row
-from catalog.db.errors import CONNECTION_LOST, DatabaseUnavailableError, is_unavailable
+from catalog.db.errors import (
+    CONNECTION_LOST,
+    DatabaseUnavailableError,
+    is_unavailable,
+    refused_as_standby,
+)
 from catalog.db.types import unicode_lower
 from catalog.db.urls import resolve_urls
 
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+_CONNECTED_AT = "catalog_connected_at"  # in a pool entry's info: when it was connected
 
 
 class Backend:
@@ -128,6 +135,27 @@ class PostgreSQL(Backend):
                 def _bound_transaction(connection: Connection) -> None:
                     connection.exec_driver_sql(f"SELECT {assignments}")
 
+        # After a write was refused as on a standby (a leader demoted by a failover, a
+        # connection routed to a replica), every connection made until then may lead to
+        # that server: each is replaced at its next checkout, as after a disconnect, and
+        # the new ones reach whichever server takes writes (HAProxy follows the leader).
+        refused_at = 0.0
+
+        @event.listens_for(engine, "connect")
+        def _stamp(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            record.info[_CONNECTED_AT] = time.monotonic()
+
+        @event.listens_for(engine, "handle_error")
+        def _invalidate_on_standby(context: ExceptionContext) -> None:
+            if refused_as_standby(context.original_exception):
+                context.is_disconnect = True  # the session path; the raw one invalidates
+
+        @event.listens_for(engine, "invalidate")
+        def _note_standby(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
+            nonlocal refused_at
+            if error is not None and refused_as_standby(error):
+                refused_at = time.monotonic()
+
         @event.listens_for(engine, "checkout")
         def _replace_dead(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             # After a server restart, failover or pg_terminate_backend, pooled asyncpg
@@ -137,6 +165,9 @@ class PostgreSQL(Backend):
             is_closed = getattr(driver, "is_closed", None)
             if callable(is_closed) and is_closed():
                 raise DisconnectionError("pooled connection was closed by the server")
+            connected_at = record.info.get(_CONNECTED_AT)
+            if connected_at is not None and connected_at <= refused_at:
+                raise DisconnectionError("pooled connection may lead to a standby")
 
     def persist_planner_settings(self, connection: Connection) -> list[str]:
         # For every connection to this database, whatever passes between (a pooler
@@ -193,7 +224,7 @@ class PostgreSQL(Backend):
                     # mid-protocol; never hand it to another request. Synchronous
                     # (asyncpg's terminate): nothing can interrupt it and let the connection
                     # go back to the pool.
-                    pooled.invalidate()
+                    pooled.invalidate(error if isinstance(error, Exception) else None)
                 if isinstance(error, CONNECTION_LOST) and not isinstance(error, TimeoutError):
                     if retry_lost and attempt == 1:
                         continue  # a read is safe to run again, on a fresh connection

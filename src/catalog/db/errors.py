@@ -2,9 +2,10 @@
 
 Unavailable: the server cannot be reached, is starting up or shutting down, the
 connection was lost, the pool had no connection within its wait, a statement or lock
-wait ran past its timeout, the server is out of connections, or a transaction lost a
-serialization race. The API answers those 503 with Retry-After; anything else is a bug
-or a conflict of data and keeps its own answer.
+wait ran past its timeout, the server is out of connections, a transaction lost a
+serialization race, or a write reached a read-only standby (during a failover). The API
+answers those 503 with Retry-After; anything else is a bug or a conflict of data and
+keeps its own answer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 # 57P03 the database system is starting up).
 UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
 # 55P03 lock timeout; 40001 serialization failure and 40P01 deadlock: a retry succeeds.
-UNAVAILABLE_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+# 25006 read_only_sql_transaction: a write reached a standby (a primary demoted by a
+# failover, or a connection routed there before the switch): the next leader will take
+# it. The API never opens a read-only transaction itself, so this is never its own bug.
+READ_ONLY_SQLSTATE = "25006"
+UNAVAILABLE_SQLSTATES = frozenset({"55P03", "40001", "40P01", READ_ONLY_SQLSTATE})
 # asyncpg's errors for a connection that is gone (not an SQL error from the server).
 CONNECTION_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError)
 
@@ -77,3 +82,8 @@ def _unavailable_one(error: BaseException) -> bool:
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error` (or what it wraps) says the database is unavailable for now."""
     return any(_unavailable_one(link) for link in _chain(error))
+
+
+def refused_as_standby(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps) is a write refused by a read-only server."""
+    return any(getattr(link, "sqlstate", None) == READ_ONLY_SQLSTATE for link in _chain(error))
