@@ -77,6 +77,14 @@ class PgBouncer(Service):
             "query_wait_timeout": 30,
             "server_connect_timeout": 5,
             "server_login_retry": 1,
+            # Backstops for a client that holds a server connection without finishing: an
+            # exchange left open (asyncpg's prepare answered, its execute never sent) or a
+            # transaction left idle. PostgreSQL ends neither while the backend waits for the
+            # client, so the server connection would be lost to every other client until
+            # that one comes back. Above anything legitimate here: the API's statements end
+            # within seconds, `catalog db upgrade` may wait 300 s for another's migration.
+            "query_timeout": 600,
+            "idle_transaction_timeout": 60,
             "log_connections": 0,
             "log_disconnections": 0,
         }

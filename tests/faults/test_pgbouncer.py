@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+import time
+
 import httpx
 import pytest
 from deploy.pgbouncer import PgBouncer
 from deploy.postgres import PostgresInstance
 
-from tests.faults.harness import catalog_command, running_service
+from tests.faults.harness import Load, catalog_command, running_service
 from tests.infra.fixtures import MakePgBouncer
 
 pytestmark = pytest.mark.slow
@@ -77,3 +82,61 @@ async def test_without_the_pooler_setting_pgbouncer_refuses_the_service(
         async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
             refused = await client.get("/items")
     assert refused.status_code == 503
+
+
+def _busy_servers(bouncer: PgBouncer, postgres: PostgresInstance) -> list[str]:
+    """PgBouncer's server connections still tied to a client, and the database's backends
+    still in a statement (neither should outlast the requests that used them)."""
+    servers = [f"server {row['remote_pid']}: {row['state']}" for row in bouncer.show("SERVERS")]
+    backends = postgres.execute(
+        "SELECT pid, state, wait_event, left(query, 40) FROM pg_stat_activity "
+        "WHERE datname = 'catalog' AND state <> 'idle'"
+    )
+    return [s for s in servers if not s.endswith(("idle", "used"))] + [
+        f"backend {row}" for row in backends
+    ]
+
+
+async def _settled(bouncer: PgBouncer, postgres: PostgresInstance, within: float) -> list[str]:
+    """Wait up to `within` s for every server connection to be free; what is still busy."""
+    deadline = time.monotonic() + within
+    while busy := await asyncio.to_thread(_busy_servers, bouncer, postgres):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    return busy
+
+
+async def test_abandoned_requests_leave_no_server_connection_behind(
+    private_postgres: PostgresInstance, pgbouncer: MakePgBouncer
+) -> None:
+    """64 clients at a time send a create and vanish while it runs, as wrk's do when a run
+    ends. Cut off at random points, some requests stop after asyncpg's prepare was answered
+    and before its execute went out: the server then waits for the rest of that exchange,
+    and PgBouncer keeps it tied to the service's pooled, idle client connection, lost to
+    every other client. Every server connection must be free again within seconds."""
+    private_postgres.create_database("catalog")
+    bouncer = pgbouncer("transaction")
+    url = bouncer.url("catalog")
+    assert catalog_command(url, "db", "upgrade", pooler="transaction").returncode == 0
+    rng = random.Random(10)
+    with running_service(url, DATABASE_POOLER="transaction") as service:
+        load = await Load.signed_up(service.url)
+        headers = {"Authorization": f"Bearer {load.token}"}
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(
+            base_url=service.url, headers=headers, limits=limits
+        ) as client:
+
+            async def abandon(after: float) -> None:
+                body = {"name": "abandoned", "price": 1, "tags": ["a", "b"]}
+                with contextlib.suppress(httpx.TimeoutException):
+                    await client.post("/items", json=body, timeout=httpx.Timeout(10, read=after))
+
+            for round_ in range(8):
+                await asyncio.gather(*(abandon(rng.uniform(0.0, 0.05)) for _ in range(64)))
+                busy = await _settled(bouncer, private_postgres, within=5.0)
+                assert not busy, f"round {round_}: {busy}"
+            created = await client.post("/items", json={"name": "after", "price": 1})
+            assert created.status_code == 201, created.text
+            assert (await client.get(f"/items/{created.json()['id']}")).status_code == 200

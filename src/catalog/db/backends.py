@@ -204,10 +204,11 @@ class PostgreSQL(Backend):
                 observe.report(self.name, sql, started)
                 return records
             except asyncio.CancelledError:
-                # Cut off mid-statement (client gone, deadline). asyncpg is now asking the
-                # server to cancel the statement; until the server has, the connection is
-                # busy. Closing it now would drop that request, and a statement waiting on
-                # a lock would still run, and commit, once the lock goes.
+                # Cut off (client gone, deadline): mid-statement, asyncpg is now asking the
+                # server to cancel it; between asyncpg's steps, the server waits for the
+                # rest of the exchange. Until that has ended, the connection is busy.
+                # Closing it now would drop the cancellation, and a statement waiting on a
+                # lock would still run, and commit, once the lock goes.
                 settled = _after_cancellation(pooled, driver)
                 handed_off = True
                 if writes:
@@ -240,21 +241,22 @@ class PostgreSQL(Backend):
         raise AssertionError("unreachable")
 
 
-CANCEL_WAIT_SECONDS = 5.0  # for the server to acknowledge, before the connection is dropped
+CANCEL_WAIT_SECONDS = 5.0  # for the server to end a cut-off exchange, before dropping it
 CANCEL_DELIVERY_SECONDS = 0.5  # what a cancelled request waits for that, at most
 _settling: set[asyncio.Task[None]] = set()  # strong references to the tasks below
 
 
 def _after_cancellation(pooled: Any, driver: Any) -> asyncio.Task[None]:
-    """Return a connection to the pool once asyncpg's cancellation of its statement has
-    reached the server and been acknowledged; discard it if that does not happen soon."""
+    """Return a connection to the pool once the exchange its statement was cut off in has
+    ended on the server too; discard it if that does not happen soon."""
 
     async def settle() -> None:
-        # asyncpg keeps its in-flight CancelRequests in `_cancellations` (no public API).
-        pending = [t for t in getattr(driver, "_cancellations", ()) if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=CANCEL_WAIT_SECONDS)
-        if any(not t.done() for t in pending) or driver.is_closed():
+        try:
+            usable = await _exchange_ended(driver)
+        except BaseException:
+            pooled.invalidate()  # never back in the pool half-settled
+            raise
+        if not usable:
             pooled.invalidate()
         await greenlet_spawn(pooled.close)
 
@@ -262,6 +264,30 @@ def _after_cancellation(pooled: Any, driver: Any) -> asyncio.Task[None]:
     _settling.add(task)
     task.add_done_callback(_settling.discard)
     return task
+
+
+async def _exchange_ended(driver: Any) -> bool:
+    """Whether the server has finished the protocol exchange a cancelled statement was in
+    (waiting for that CANCEL_WAIT_SECONDS at most); False if the connection is unusable."""
+    # asyncpg keeps its in-flight CancelRequests in `_cancellations` (no public API).
+    pending = [t for t in getattr(driver, "_cancellations", ()) if not t.done()]
+    if pending:
+        # Cut off while the server worked: done once it has acknowledged the cancellation.
+        await asyncio.wait(pending, timeout=CANCEL_WAIT_SECONDS)
+        return all(t.done() for t in pending) and not driver.is_closed()
+    if driver.is_closed():
+        return False
+    # Cut off with nothing in flight, which may be between asyncpg's two steps: its prepare
+    # (Parse, Describe and Flush, no Sync) answered, Bind/Execute/Sync never sent. The
+    # server then waits for the rest ('active', ClientRead), in an implicit transaction
+    # holding the statement's locks, and PgBouncer in transaction mode keeps that server
+    # connection tied to this client (idle in the pool) until the exchange ends. Any
+    # simple query ends it (a cancellation is rare: no cost on the happy path).
+    try:
+        await driver.execute("SELECT 1", timeout=CANCEL_WAIT_SECONDS)
+    except Exception:
+        return False
+    return True
 
 
 def _suspect(error: BaseException) -> bool:
