@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy.exc
-from sqlalchemy import Engine, bindparam, event, func, insert, select, text
+from sqlalchemy import Engine, bindparam, event, func, insert, literal, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
@@ -517,3 +517,15 @@ async def test_a_commit_under_way_finishes_even_if_the_caller_is_cancelled(
     monkeypatch.undo()
     assert await tag_names(database) == ["committed"]
     assert checked_out(database.engine) == 0
+
+
+async def test_a_reading_unit_of_work_refuses_to_write(database: Database) -> None:
+    """A GET's unit of work has no exit step, so it must never open a transaction."""
+    uow = database.unit_of_work(reads_only=True)
+    rows = await uow.fetch_all(CompiledQuery(select(literal(1).label("one"))))
+    assert rows[0]["one"] == 1
+    with pytest.raises(RuntimeError, match="only reads"):
+        await uow.session()
+    with pytest.raises(RuntimeError, match="only reads"):
+        await uow.write(CompiledQuery(select(literal(1).label("one"))))
+    assert not uow.in_transaction

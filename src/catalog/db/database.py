@@ -60,9 +60,10 @@ class Database:
         if self.replicas is not None:
             await self.replicas.stop()
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A new unit of work (`async with`): reads, writes, one commit at the end."""
-        return UnitOfWork(self)
+    def unit_of_work(self, *, reads_only: bool = False) -> UnitOfWork:
+        """A new unit of work (`async with`): reads, writes, one commit at the end. One
+        that `reads_only` refuses writes and needs no `async with`: it has nothing to end."""
+        return UnitOfWork(self, reads_only=reads_only)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

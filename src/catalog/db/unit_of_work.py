@@ -46,12 +46,16 @@ class UnitOfWork:
         "backend",
         "commit_position",
         "primary_only",
+        "reads_only",
         "seen",
         "wrote",
     )
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, reads_only: bool = False) -> None:
         self._database = database
+        # A unit that only reads never holds a session or a writer turn, so it needs no
+        # exit step; it refuses to write rather than leave a transaction open.
+        self.reads_only = reads_only
         self.backend: Backend = database.backend
         self._session: AsyncSession | None = None
         self._turn_taken = False
@@ -74,6 +78,7 @@ class UnitOfWork:
         On SQLite this is also where the writer waits for its turn (`Backend.writer_queue`).
         """
         if self._session is None:
+            self._check_writable()
             self.wrote = True
             queue = self._database.writer_queue
             if queue is not None:
@@ -111,6 +116,7 @@ class UnitOfWork:
         Atomic on its own, it runs outside any transaction where the backend allows;
         otherwise (SQLite, or a transaction already open) inside the unit's transaction.
         """
+        self._check_writable()
         self.wrote = True
         if self._session is None and self.backend.autocommit_writes:
             rows = await self.backend.fetch(self._database.engine, query, params, writes=True)
@@ -171,6 +177,10 @@ class UnitOfWork:
             await session.rollback()
         with contextlib.suppress(Exception):
             await session.close()
+
+    def _check_writable(self) -> None:
+        if self.reads_only:
+            raise RuntimeError("this unit of work only reads: a write needs a writing one")
 
     async def __aenter__(self) -> UnitOfWork:
         return self

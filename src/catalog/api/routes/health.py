@@ -8,7 +8,7 @@ import logging
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from catalog.api.deps import SettingsDep, UnitOfWorkDep
+from catalog.api.deps import ReadingUnitOfWorkDep, SettingsDep
 from catalog.api.errors import unavailable_response
 from catalog.api.openapi import errors
 from catalog.api.responses import json_response
@@ -31,7 +31,7 @@ async def health() -> Response:
     response_model=Health,
     responses=errors((503, "The database does not answer")),
 )
-async def ready(uow: UnitOfWorkDep, settings: SettingsDep) -> Response:
+async def ready(uow: ReadingUnitOfWorkDep, settings: SettingsDep) -> Response:
     """The database answers a trivial query within a short timeout."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):

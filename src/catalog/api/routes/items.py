@@ -13,7 +13,7 @@ from catalog.api.conditional import (
     not_modified,
     versioned_response,
 )
-from catalog.api.deps import CurrentUser, UnitOfWorkDep
+from catalog.api.deps import CurrentUser, ReadingUnitOfWorkDep, UnitOfWorkDep
 from catalog.api.idempotency import IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
 from catalog.api.openapi import errors
@@ -28,7 +28,7 @@ _WRITE_ERRORS = errors((403, "Not the owner, or inactive"), (404, "Item not foun
 
 
 @router.get("", response_model=list[ItemRead], responses=LIST_RESPONSES)
-async def list_items(request: Request, uow: UnitOfWorkDep, params: ItemListDep) -> Response:
+async def list_items(request: Request, uow: ReadingUnitOfWorkDep, params: ItemListDep) -> Response:
     """Items (active or not): filtered, sorted (default by id) and paged."""
     listing = params.bind("items")
     return listing.response(request, await item_listing.list_items(uow, listing.query()))
@@ -55,7 +55,7 @@ async def create_item(
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)
 async def read_item(
-    item_id: int, uow: UnitOfWorkDep, if_none_match: IfNoneMatch = None
+    item_id: int, uow: ReadingUnitOfWorkDep, if_none_match: IfNoneMatch = None
 ) -> Response:
     """One item, with its ETag; 304 while the client's copy (If-None-Match) is current."""
     item = await items.get_item(uow, item_id)

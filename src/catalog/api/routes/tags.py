@@ -5,7 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from catalog.api.deps import CurrentSuperuser, CurrentUser, PageDep, UnitOfWorkDep
+from catalog.api.deps import (
+    CurrentSuperuser,
+    CurrentUser,
+    PageDep,
+    ReadingUnitOfWorkDep,
+    UnitOfWorkDep,
+)
 from catalog.api.idempotency import IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
 from catalog.api.openapi import errors
@@ -26,7 +32,7 @@ def _path_tag(name: str) -> str:
 
 
 @router.get("", response_model=list[TagRead])
-async def list_tags(uow: UnitOfWorkDep, page: PageDep) -> Response:
+async def list_tags(uow: ReadingUnitOfWorkDep, page: PageDep) -> Response:
     """Tags ordered by name, with the number of items carrying each."""
     return json_response(await tags.list_tags(uow, skip=page.skip, limit=page.limit))
 
@@ -55,7 +61,7 @@ async def create_tag(
     responses={**LIST_RESPONSES, **errors((404, "No such tag"))},
 )
 async def list_tag_items(
-    name: str, request: Request, uow: UnitOfWorkDep, params: ItemListDep
+    name: str, request: Request, uow: ReadingUnitOfWorkDep, params: ItemListDep
 ) -> Response:
     """Items carrying this tag: filtered, sorted (default by id) and paged like GET /items."""
     tag = _path_tag(name)

@@ -26,6 +26,7 @@ from catalog.api.deps import (
     CurrentUser,
     LoginPolicyDep,
     PageDep,
+    ReadingUnitOfWorkDep,
     UnitOfWorkDep,
 )
 from catalog.api.idempotency import ANONYMOUS, IdempotencyKey, respond_once
@@ -109,7 +110,7 @@ async def update_me(
 
 
 @router.get("", response_model=list[UserRead])
-async def list_users(_: CurrentSuperuser, uow: UnitOfWorkDep, page: PageDep) -> Response:
+async def list_users(_: CurrentSuperuser, uow: ReadingUnitOfWorkDep, page: PageDep) -> Response:
     """All users, ordered by id (superusers only)."""
     accounts = await users.list_users(uow, skip=page.skip, limit=page.limit)
     return json_response(accounts, headers=NO_STORE)
@@ -117,7 +118,7 @@ async def list_users(_: CurrentSuperuser, uow: UnitOfWorkDep, page: PageDep) -> 
 
 @router.get("/{user_id:not_me}", response_model=UserRead, responses=errors(_NOT_FOUND))
 async def read_user(
-    user_id: int, caller: CurrentUser, uow: UnitOfWorkDep, if_none_match: IfNoneMatch = None
+    user_id: int, caller: CurrentUser, uow: ReadingUnitOfWorkDep, if_none_match: IfNoneMatch = None
 ) -> Response:
     """A user: yourself, or anyone if you are a superuser."""
     if user_id == caller.id:
@@ -166,7 +167,7 @@ async def delete_user(
     responses={**LIST_RESPONSES, **errors(_NOT_FOUND)},
 )
 async def list_user_items(
-    user_id: int, request: Request, uow: UnitOfWorkDep, params: ItemListDep
+    user_id: int, request: Request, uow: ReadingUnitOfWorkDep, params: ItemListDep
 ) -> Response:
     """A user's items: filtered, sorted (default by id) and paged like GET /items."""
     listing = params.bind(f"users/{user_id}")
