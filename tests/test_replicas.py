@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from catalog.api.app import create_app
 from catalog.config import Settings
 from catalog.db.replicas import Replica, ReplicaSet, format_lsn, parse_lsn
 
@@ -93,3 +94,15 @@ def test_replicas_must_be_postgresql_and_so_must_the_primary() -> None:
         database_replica_urls="postgresql://r1/catalog, postgresql://r2/catalog",
     )
     assert settings.database_replica_urls == ("postgresql://r1/catalog", "postgresql://r2/catalog")
+
+
+def test_openapi_documents_the_token_on_writes_only() -> None:
+    settings = Settings(
+        database_url="postgresql://primary/catalog",
+        database_replica_urls="postgresql://replica/catalog",
+        secret_key="replica-docs-" + "k" * 32,
+    )
+    paths = create_app(settings).openapi()["paths"]
+    assert "X-Catalog-LSN" in paths["/items"]["post"]["responses"]["201"]["headers"]
+    assert "X-Catalog-LSN" in paths["/items/{item_id}"]["patch"]["responses"]["200"]["headers"]
+    assert "X-Catalog-LSN" not in paths["/items"]["get"]["responses"]["200"].get("headers", {})

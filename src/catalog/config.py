@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_replica_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for url in value:
-            if not has_replicas(url):
+            if not can_have_replicas(url):
                 raise ValueError("DATABASE_REPLICA_URLS must name PostgreSQL replicas")
         return value
 
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if (self.first_superuser_email is None) != (self.first_superuser_password is None):
             raise ValueError("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD go together")
-        if self.database_replica_urls and not has_replicas(self.database_url):
+        if self.database_replica_urls and not can_have_replicas(self.database_url):
             raise ValueError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
         production = self.environment == "production"
         if production and self.admin_https_only is False:
@@ -274,7 +274,7 @@ def _one_line(error: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(parts)
 
 
-def has_replicas(url: str) -> bool:
+def can_have_replicas(url: str) -> bool:
     """Whether the database `url` names can have streaming read replicas."""
     from catalog.db.urls import supports_replicas  # local import: db depends on config
 

@@ -70,6 +70,15 @@ def test_every_operation_documents_the_common_errors(document: dict[str, Any]) -
         assert set(EVERY_OPERATION) <= documented, key
 
 
+def test_every_operation_that_reaches_the_database_documents_503(
+    document: dict[str, Any],
+) -> None:
+    for key, operation in _operations(document).items():
+        if key == ("get", "/health"):  # the process only: no database
+            continue
+        assert "Retry-After" in operation["responses"]["503"]["headers"], key
+
+
 # What schemathesis found undocumented before (issue 7), and where the service answers it.
 EXPECTED: dict[tuple[str, str], set[int]] = {
     ("post", "/users"): {400, 409, 413, 422, 503},

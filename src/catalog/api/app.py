@@ -17,7 +17,7 @@ from catalog.api import observe
 from catalog.api.conditional import if_match
 from catalog.api.consistency import LSN_HEADER, ConsistencyTokenMiddleware
 from catalog.api.deadline import DeadlineMiddleware
-from catalog.api.deps import get_current_user, get_unit_of_work
+from catalog.api.deps import get_current_user, get_reading_unit_of_work, get_unit_of_work
 from catalog.api.errors import install_error_handlers
 from catalog.api.hosts import AllowedHostsMiddleware
 from catalog.api.idempotency import idempotency_key
@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         Documented(
             authentication=get_current_user,
             database=get_unit_of_work,
+            reading=get_reading_unit_of_work,
             if_match=if_match,
             idempotency_key=idempotency_key,
             replicas=bool(settings.database_replica_urls),

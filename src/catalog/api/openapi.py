@@ -122,7 +122,8 @@ class Documented:
     """The dependencies whose presence in a route adds statuses and headers."""
 
     authentication: Callable[..., Any]
-    database: Callable[..., Any]
+    database: Callable[..., Any]  # the writing unit of work (commits)
+    reading: Callable[..., Any]  # the reading one (GETs): reaches the database too
     if_match: Callable[..., Any]
     idempotency_key: Callable[..., Any]
     if_none_match_header: str = "if-none-match"
@@ -208,7 +209,7 @@ def document_errors(app: FastAPI, documented: Documented) -> None:
             statuses.update(AUTHENTICATED)
         for status in statuses - set(route.responses):
             route.responses[status] = CATALOGUE[status].response()
-        if documented.database in calls:
+        if documented.database in calls or documented.reading in calls:
             _add(route, 503, UNAVAILABLE)
         versioned = route.name == "create_item"
         if documented.if_match in calls:
@@ -229,11 +230,7 @@ def document_errors(app: FastAPI, documented: Documented) -> None:
             for status, description in IDEMPOTENCY.items():
                 _add(route, status, description)
             _success_headers(route, REPLAYED)
-        if (
-            documented.replicas
-            and documented.database in calls
-            and (route.methods or set()) - {"GET"}
-        ):
+        if documented.replicas and documented.database in calls:  # a route that may write
             _success_headers(route, CONSISTENCY_TOKEN)
         if versioned and route.status_code != 204:
             _success_headers(route, ETAG)
