@@ -58,7 +58,8 @@ def migrations_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_released_migrations_are_unchanged_and_all_recorded() -> None:
     """Fails when a migration whose checksum is recorded was edited or deleted, and when a
     new one is not recorded yet; the message says what to do."""
-    assert manifest.verify().problems() == []
+    problems = manifest.verify().problems()
+    assert problems == [], "\n".join(problems)
 
 
 def test_every_revision_file_is_in_the_manifest_format() -> None:
@@ -99,6 +100,24 @@ def test_record_appends_new_migrations_only(tmp_path: Path) -> None:
     assert checksums.read_text() == before + f"{manifest.checksum(new)}  {new.name}\n"
     assert manifest.record(versions, checksums) == []
     assert manifest.verify(versions, checksums).problems() == []
+
+
+def test_db_record_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    versions, checksums = tmp_path / "versions", tmp_path / "checksums.txt"
+    shutil.copytree(manifest.VERSIONS_DIR, versions, ignore=shutil.ignore_patterns("__*"))
+    shutil.copy2(manifest.MANIFEST, checksums)
+    monkeypatch.setattr(manifest, "VERSIONS_DIR", versions)
+    monkeypatch.setattr(manifest, "MANIFEST", checksums)
+    url = f"sqlite:///{tmp_path / 'unused.db'}"
+    (versions / "29991231_9001_add_sku.py").write_text('revision = "9001"\n')
+
+    result = invoke(url, "db", "record")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Recorded 29991231_9001_add_sku.py"
+    assert "Nothing to record" in invoke(url, "db", "record").stderr
+
+    (versions / "29991231_9001_add_sku.py").write_text('revision = "9001"  # edited\n')
+    assert_one_line_error(invoke(url, "db", "record"), 1, "never edit a released migration")
 
 
 # --- a database newer than the code ---------------------------------------------------------

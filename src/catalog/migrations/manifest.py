@@ -28,12 +28,14 @@ def checksum(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def migration_files(versions: Path = VERSIONS_DIR) -> list[Path]:
-    return sorted(p for p in versions.glob("*.py") if not p.name.startswith("_"))
+def migration_files(versions: Path | None = None) -> list[Path]:
+    folder = versions or VERSIONS_DIR
+    return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
 
 
-def recorded(manifest: Path = MANIFEST) -> dict[str, str]:
+def recorded(manifest: Path | None = None) -> dict[str, str]:
     """File name -> recorded sha256."""
+    manifest = manifest or MANIFEST
     if not manifest.is_file():
         return {}
     entries: dict[str, str] = {}
@@ -72,7 +74,7 @@ class Verdict:
         return lines
 
 
-def verify(versions: Path = VERSIONS_DIR, manifest: Path = MANIFEST) -> Verdict:
+def verify(versions: Path | None = None, manifest: Path | None = None) -> Verdict:
     released = recorded(manifest)
     present = {path.name: checksum(path) for path in migration_files(versions)}
     return Verdict(
@@ -82,12 +84,13 @@ def verify(versions: Path = VERSIONS_DIR, manifest: Path = MANIFEST) -> Verdict:
     )
 
 
-def record(versions: Path = VERSIONS_DIR, manifest: Path = MANIFEST) -> list[str]:
+def record(versions: Path | None = None, manifest: Path | None = None) -> list[str]:
     """Append the unrecorded migrations' checksums; return their names.
 
     Refuses (ValueError) while a released migration has changed or gone: recording must
     never bless an edit.
     """
+    versions, manifest = versions or VERSIONS_DIR, manifest or MANIFEST
     verdict = verify(versions, manifest)
     if verdict.changed or verdict.missing:
         raise ValueError("; ".join(verdict.problems()[: len(verdict.changed + verdict.missing)]))
