@@ -174,11 +174,12 @@ def test_a_blocking_index_is_found(tmp_path: Path) -> None:
     assert "SQUAWK_IGNORE" in explain(findings, sql, extra.name)
 
 
-def test_the_offline_sql_carries_the_lock_timeout(tmp_path: Path) -> None:
+def test_the_offline_sql_carries_the_lock_timeout() -> None:
     """env.py sets lock_timeout online; the offline script shows it too (so no
     require-lock-timeout finding is silenced by hand)."""
     sql = offline_sql(None, steps()[0][1])
-    assert "SET LOCAL lock_timeout = 5000;" in sql
+    timeout_ms = make_settings(OFFLINE_URL).migration_lock_timeout_ms
+    assert f"SET LOCAL lock_timeout = {timeout_ms};" in sql
     assert sql.index("SET LOCAL lock_timeout") < sql.index("CREATE TABLE")
 
 
