@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # behind it; waiting for another instance's migration is bounded separately.
     migration_lock_timeout_ms: int = Field(default=5000, ge=0)
     migration_wait_timeout_s: int = Field(default=300, ge=1)
+    # `catalog db upgrade` backs the database up first (auto: when ENVIRONMENT=production)
+    # into this directory, and refuses to migrate if that backup fails.
+    migration_backup: Literal["auto", "always", "never"] = "auto"
+    migration_backup_dir: Path = Path("backups")
     # The whole request, from the first byte to the response (a backstop for waits the
     # database cannot time out, e.g. a frozen server).
     request_timeout: float = Field(default=10.0, gt=0)
