@@ -136,7 +136,7 @@ def _refuse_incomplete_restore(settings: Settings) -> None:
     """One clear line, before any worker starts, if a restore into the database never finished."""
     from catalog.backup import RestoreIncompleteError, refuse_incomplete_restore
     from catalog.db.engine import create_sync_engine
-    from catalog.db.errors import is_unavailable
+    from sqlalchemy.exc import SQLAlchemyError
 
     engine = create_sync_engine(settings)
     try:
@@ -144,9 +144,7 @@ def _refuse_incomplete_restore(settings: Settings) -> None:
             refuse_incomplete_restore(connection)
     except RestoreIncompleteError as error:
         fail(f"not serving: {error.detail}")
-    except Exception as error:
-        if not is_unavailable(error):
-            raise
-        # Down now: the app checks again when it starts; until then it answers 503.
+    except (SQLAlchemyError, OSError):
+        pass  # unreachable now: the app checks again as it starts, and answers 503 until then
     finally:
         engine.dispose()
