@@ -10,8 +10,9 @@ recovered to a named restore point (`pg_create_restore_point`) or a time.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from deploy.ports import HOST
 from deploy.postgres import SUPERUSER, PostgresInstance
@@ -136,4 +137,13 @@ class BackRestRepository:
         remove_dir(self.dir)
 
 
-__all__ = ["HOST", "BackRestRepository"]
+__all__ = ["HOST", "BackRestRepository", "with_archiving"]
+
+
+def with_archiving(dcs: Mapping[str, Any], repository: BackRestRepository) -> dict[str, Any]:
+    """Patroni DCS settings that make every node archive into `repository` when it leads."""
+    postgresql = dict(dcs.get("postgresql", {}))
+    postgresql["parameters"] = dict(postgresql.get("parameters", {})) | (
+        repository.archive_settings()
+    )
+    return dict(dcs) | {"postgresql": postgresql}
