@@ -165,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = f"--config={repository.config_path} --stanza=catalog"
                 lines += [
                     f"WAL archive + backups:  {repository.dir / 'repo'}   (pgBackRest)",
-                    f"  list:                 sudo -u postgres pgbackrest {config} info",
-                    f"  new base backup:      sudo -u postgres pgbackrest {config} backup",
+                    f"  list (as postgres):   pgbackrest {config} info",
+                    f"  new base backup:      pgbackrest {config} backup",
                 ]
             if args.with_service:
                 url = bouncer.url(DATABASE)

@@ -39,8 +39,10 @@ class BackRestRepository:
         """postgresql.conf settings that archive every WAL segment into this repository."""
         return {
             "archive_mode": "on",
+            # Run in the server's data dir: "$PWD" names this server's own data dir (several
+            # servers of one stanza on one machine, each pushing its own WAL).
             "archive_command": f"{self.binary} {self._config_option()} --stanza={STANZA} "
-            "archive-push %p",
+            '--pg1-path="$PWD" archive-push %p',
             # A quiet server still closes a segment (and so archives it) this often.
             "archive_timeout": "60s",
         }
