@@ -134,9 +134,10 @@ def _bootstrap(settings: Settings, wait: float) -> None:
 
 def _refuse_incomplete_restore(settings: Settings) -> None:
     """One clear line, before any worker starts, if a restore into the database never finished."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from catalog.backup import RestoreIncompleteError, refuse_incomplete_restore
     from catalog.db.engine import create_sync_engine
-    from sqlalchemy.exc import SQLAlchemyError
 
     engine = create_sync_engine(settings)
     try:
