@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.backup import RestoreIncompleteError
+from catalog.backup import MARKER_TABLE, RestoreIncompleteError
 from catalog.migrations.runner import upgrade
 from tests.backup.helpers import (
     catalog,
@@ -203,7 +203,7 @@ restore_database(Path(sys.argv[1]), sys.argv[2], force=True, progress=Kill())
 
 
 def test_an_interrupted_restore_leaves_the_target_marked_and_unserved(
-    seeded_url: str, fresh_url: str, tmp_path: Path
+    backend: str, seeded_url: str, fresh_url: str, tmp_path: Path
 ) -> None:
     written = backup(seeded_url, tmp_path / "good.bak")
     killed = subprocess.run(
@@ -214,6 +214,8 @@ def test_an_interrupted_restore_leaves_the_target_marked_and_unserved(
     )
     assert killed.returncode == -9, killed.stderr
     assert marked(fresh_url)
+    if backend == "sqlite":  # one transaction: rolled back to the (empty) target, and the mark
+        assert tables(fresh_url) == {MARKER_TABLE}
     one_line_error(catalog(fresh_url, "db", "check"), "unfinished restore")
     one_line_error(catalog(fresh_url, "db", "upgrade"), "unfinished restore")
     one_line_error(catalog(fresh_url, "db", "backup", "--to", str(tmp_path)), "unfinished restore")

@@ -30,7 +30,7 @@ def progress_bars() -> Iterator[RichProgress]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=err, transient=True) as progress:
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         yield RichProgress(progress)
 
 
