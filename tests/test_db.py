@@ -493,12 +493,12 @@ async def test_a_commit_under_way_finishes_even_if_the_caller_is_cancelled(
 ) -> None:
     """Cancelling a request (client gone, deadline) rolls its work back unless the commit
     had started: a commit is never abandoned half-sent."""
-    committing = asyncio.Event()
+    committing, proceed = asyncio.Event(), asyncio.Event()
     real_commit = AsyncSession.commit
 
     async def slow_commit(self: AsyncSession) -> None:
         committing.set()
-        await asyncio.sleep(0.2)
+        await proceed.wait()  # the commit is under way until the caller was cancelled
         await real_commit(self)
 
     monkeypatch.setattr(AsyncSession, "commit", slow_commit)
@@ -512,6 +512,7 @@ async def test_a_commit_under_way_finishes_even_if_the_caller_is_cancelled(
     task = asyncio.create_task(write())
     await committing.wait()
     task.cancel()
+    proceed.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     monkeypatch.undo()
