@@ -80,6 +80,15 @@ def clear_service_environment() -> dict[str, str]:
 CLEARED_ENVIRONMENT = clear_service_environment()
 
 
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The random order's seed again at the end (the header has it too, but not with -q)."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(
+            f"random test order: replay it with -p randomly --randomly-seed={seed}"
+        )
+
+
 # --- Hypothesis: reproducible in CI, its example database outside the working tree -------
 
 hypothesis.settings.register_profile(
