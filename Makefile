@@ -52,7 +52,7 @@ test: $(STAMP) clients-tools
 
 ## The PostgreSQL half of the HTTP suite again, through a real PgBouncer in transaction mode.
 test-pgbouncer: $(STAMP)
-	TEST_DATABASE_POOLER=transaction $(BIN)/pytest tests/api -k postgresql -p no:randomly $(PYTEST_ARGS)
+	TEST_DATABASE_POOLER=transaction $(BIN)/pytest tests/api -k postgresql $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench deploy clients

@@ -18,7 +18,14 @@ import psycopg
 from psycopg.rows import dict_row
 
 from deploy.ports import HOST, free_port
-from deploy.procs import Process, Service, find_binary, private_dir, remove_dir
+from deploy.procs import (
+    Process,
+    Service,
+    find_binary,
+    private_dir,
+    remove_dir,
+    start_retrying_taken_ports,
+)
 
 PGBOUNCER_BIN = "/usr/sbin/pgbouncer"
 USER = "postgres"
@@ -55,6 +62,9 @@ class PgBouncer(Service):
         self.upstream_port = upstream_port
         self.pool_mode = pool_mode
         self.port = port or free_port()
+        # Ours to change if another process takes it before the first start (a restart
+        # keeps its port: clients and replicas know it).
+        self._may_repick_port = port is None
         self.dir = private_dir("pgbouncer")
         self.config_path = self.dir / "pgbouncer.ini"
         self.log_path = self.dir / "pgbouncer.log"
@@ -109,9 +119,22 @@ class PgBouncer(Service):
         return self.config_path
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Write the config, start PgBouncer (in the foreground), wait for its admin console."""
+        """Write the config, start PgBouncer (in the foreground), wait for its admin console.
+        A port of our choosing taken by another process before the first start is chosen again."""
         if self._process is not None and self._process.running():
             return
+        if not self._may_repick_port:
+            self._start(timeout)
+            return
+        self._may_repick_port = False
+
+        def repick() -> None:
+            self.port = free_port()
+            self.settings["listen_port"] = self.port
+
+        start_retrying_taken_ports(lambda: self._start(timeout), repick)
+
+    def _start(self, timeout: float) -> None:
         binary = find_binary(PGBOUNCER_BIN)
         self._process = Process(
             "pgbouncer",

@@ -30,6 +30,7 @@ from deploy.procs import (
     private_dir,
     remove_dir,
     run,
+    start_retrying_taken_ports,
     thaw_tree,
     wait_until,
 )
@@ -92,6 +93,9 @@ class PostgresInstance(Service):
     ) -> None:
         self.name = name
         self.port = port or free_port()
+        # Ours to change if another process takes it before the first start (a restart
+        # keeps its port: clients and replicas know it).
+        self._may_repick_port = port is None
         self.settings = BASE_SETTINGS | (settings or {})
         self.base_dir = private_dir(name)
         self.data_dir = self.base_dir / "data"
@@ -145,9 +149,21 @@ class PostgresInstance(Service):
         give_to_service_user(path)
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Initialize the data dir if needed, start the postmaster, wait until it accepts SQL."""
+        """Initialize the data dir if needed, start the postmaster, wait until it accepts SQL.
+        A port of our choosing taken by another process before the first start is chosen again."""
         if self.running:
             return
+        if not self._may_repick_port:
+            self._start(timeout)
+            return
+        self._may_repick_port = False
+
+        def repick() -> None:
+            self.port = free_port()
+
+        start_retrying_taken_ports(lambda: self._start(timeout), repick)
+
+    def _start(self, timeout: float) -> None:
         if not self.initialized:
             self._initdb()
         self._write_settings()

@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,30 @@ class MissingBinaryError(RuntimeError):
 
 class StartError(RuntimeError):
     """A server did not come up; the message ends with the tail of its log."""
+
+
+class PortInUseError(StartError):
+    """A server could not listen: its port was taken between `free_port()` and its start
+    (ports are probed, closed and handed out; another process may get the same one)."""
+
+
+# What PostgreSQL, PgBouncer, uvicorn, etcd and HAProxy write when they cannot bind.
+ADDRESS_IN_USE = re.compile(r"address already in use|address in use", re.IGNORECASE)
+
+
+def start_retrying_taken_ports(
+    start: Callable[[], None], repick: Callable[[], None], *, attempts: int = 5
+) -> None:
+    """`start()`; when it fails with PortInUseError, `repick()` free ports and start again
+    (at most `attempts` starts). Other errors, and the last attempt's, go to the caller."""
+    for attempt in range(1, attempts + 1):
+        try:
+            start()
+            return
+        except PortInUseError:
+            if attempt == attempts:
+                raise
+            repick()
 
 
 def find_binary(path: str) -> str:
@@ -271,6 +296,7 @@ class Process:
         self.env = dict(env or {})
         self.cwd = cwd
         self._popen: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where this start's output begins in the (appended) log
 
     @property
     def pid(self) -> int:
@@ -285,6 +311,7 @@ class Process:
             raise RuntimeError(f"{self.name} is already running")
         user, groups = _identity(self.as_service_user)
         with self.log_path.open("ab") as log:
+            self._log_start = log.tell()
             self._popen = subprocess.Popen(
                 self.argv,
                 cwd=self.cwd,
@@ -306,17 +333,34 @@ class Process:
     def check_running(self) -> None:
         """Raise StartError with the log's tail if the server has exited."""
         if self._popen is not None and self._popen.poll() is not None:
-            raise StartError(
+            error = PortInUseError if ADDRESS_IN_USE.search(self._this_start_log()) else StartError
+            raise error(
                 f"{self.name} exited with {self._popen.returncode}; "
                 f"{self.log_path}:\n{log_tail(self.log_path)}"
             )
+
+    def _this_start_log(self) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def wait_ready(self, check: Callable[[], object], *, timeout: float, what: str) -> None:
         """Wait until `check()` is truthy, failing early (with the log) if the server exits."""
 
         def ready() -> bool:
             self.check_running()
-            return bool(check())
+            if check():
+                return True
+            # Some servers (PgBouncer) stay up when they cannot listen on their port.
+            if ADDRESS_IN_USE.search(self._this_start_log()):
+                self.stop()
+                raise PortInUseError(
+                    f"{self.name} could not listen; {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            return False
 
         try:
             wait_until(ready, timeout=timeout, what=f"{self.name}: {what}", interval=0.1)

@@ -9,7 +9,9 @@ reason; with CI=true it fails the run.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -18,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import psycopg
 import pytest
+from hypothesis.database import DirectoryBasedExampleDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import Engine, event, text
@@ -42,6 +46,79 @@ BACKENDS = ["sqlite", "postgresql"]
 TABLES = ("item_tags", "items", "tags", "users", "idempotency_keys", "login_failures")
 # Real-infrastructure fixtures (private PostgreSQL, replicas, PgBouncer, Patroni): deploy/.
 pytest_plugins = ["tests.infra.fixtures"]
+
+
+# --- nothing from the developer's shell ---------------------------------------------------
+
+# Variables the service reads besides its Settings fields: prometheus-client's multiprocess
+# directory, and OpenTelemetry's own OTEL_* variables (service name, headers, sampler...).
+OTHER_SERVICE_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR",)
+OTHER_SERVICE_PREFIXES = ("OTEL_",)
+
+
+def service_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The names in `environ` that the service would read: every Settings field (derived
+    from the class, so a new setting is covered without editing this list) and the rest."""
+    fields = {name.upper() for name in Settings.model_fields}
+    return [
+        name
+        for name in environ
+        if name.upper() in fields
+        or name in OTHER_SERVICE_VARIABLES
+        or name.startswith(OTHER_SERVICE_PREFIXES)
+    ]
+
+
+def clear_service_environment() -> dict[str, str]:
+    """Remove every variable the service reads from this process's environment (and so
+    from every process the tests start); returns what was removed."""
+    return {name: os.environ.pop(name) for name in service_variables(os.environ)}
+
+
+# At import, before any test builds settings or starts a process: `METRICS=on` or a login
+# limit in the developer's shell must not change what the tests see.
+CLEARED_ENVIRONMENT = clear_service_environment()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The random order's seed again at the end (the header has it too, but not with -q)."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(
+            f"random test order: replay it with -p randomly --randomly-seed={seed}"
+        )
+
+
+# --- Hypothesis: reproducible in CI, its example database outside the working tree -------
+
+hypothesis.settings.register_profile(
+    "ci",
+    derandomize=True,  # the same examples on every run: a CI failure replays locally
+    database=None,
+    print_blob=True,
+)
+# Off CI, failing examples are remembered and tried first next time, in a directory under
+# the system's temp dir (per user and per checkout), not `.hypothesis/` in the working tree.
+EXAMPLES_DIR = (
+    Path(tempfile.gettempdir())
+    / f"catalog-hypothesis-{os.getuid()}"
+    / hashlib.sha256(str(Path(__file__).resolve().parent).encode()).hexdigest()[:12]
+)
+hypothesis.settings.register_profile(
+    "dev",
+    database=DirectoryBasedExampleDatabase(EXAMPLES_DIR),
+    print_blob=True,  # a failure prints the @reproduce_failure line
+)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_hashing_pool() -> Iterator[None]:
+    """`create_app` sizes the process-wide hashing pool from its settings: a test that
+    builds an app with `PASSWORD_HASH_QUEUE=0` must not leave that pool to the next one."""
+    pool = security._pool
+    yield
+    security.restore_hashing(pool)
 
 
 @pytest.fixture(scope="session", autouse=True)

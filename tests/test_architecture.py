@@ -7,6 +7,7 @@ live in `db/` (and in migrations, whose DDL legitimately differs per database).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,60 @@ def test_the_admin_check_itself_sees_a_write() -> None:
         "async def f(session):\n    session.add(x)\n    await session.commit()\n"
     )
     assert len(admin_writes(tree)) == 3
+
+
+# --- every documented setting is tested ------------------------------------------------------
+
+ROOT = PACKAGE.parents[1]
+TESTS = ROOT / "tests"
+# Files that name settings without exercising them: this check, and the environment test
+# (which lists variables to prove the tests ignore them).
+NOT_EXERCISING = {Path(__file__).resolve(), TESTS / "test_environment.py"}
+
+
+def documented_settings(readme: str) -> list[str]:
+    """The variables of the README's settings table (a row may name several: `A` / `B`)."""
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names: list[str] = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first_cell = line.split("|")[1]
+        names += re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell)
+    return names
+
+
+def referenced(name: str, sources: dict[Path, str]) -> bool:
+    """Whether a test names the variable (`METRICS=`) or its field (`metrics=`)."""
+    pattern = re.compile(rf"\b({name}|{name.lower()})\b")
+    return any(pattern.search(text) for text in sources.values())
+
+
+def test_every_documented_setting_is_referenced_by_a_test() -> None:
+    readme = (ROOT / "README.md").read_text()
+    settings = documented_settings(readme)
+    assert len(settings) >= 40, settings  # the table was found and read
+    sources = {
+        path: path.read_text()
+        for path in TESTS.rglob("*.py")
+        if path.resolve() not in NOT_EXERCISING
+    }
+    untested = [name for name in settings if not referenced(name, sources)]
+    assert not untested, (
+        f"settings documented in README.md that no test under tests/ exercises: "
+        f"{', '.join(untested)} (add a test that fails when the setting is ignored)"
+    )
+
+
+def test_the_settings_check_itself_reads_the_table_and_sees_a_missing_reference() -> None:
+    table = (
+        "## Configuration\n\n| variable | default | meaning |\n|---|---|---|\n"
+        "| `DB_POOL_SIZE` / `DB_MAX_OVERFLOW` | `20` | pool, see `NOT_A_SETTING` |\n"
+        "| `TRUSTED_PROXIES` | unset | ... |\n\n## Operating\n| `LATER` | x | y |\n"
+    )
+    assert documented_settings(table) == ["DB_POOL_SIZE", "DB_MAX_OVERFLOW", "TRUSTED_PROXIES"]
+    sources = {Path("t.py"): "make_settings(url, db_pool_size=3)\nenv['TRUSTED_PROXIES']"}
+    assert referenced("DB_POOL_SIZE", sources)
+    assert referenced("TRUSTED_PROXIES", sources)
+    assert not referenced("DB_MAX_OVERFLOW", sources)
+    assert not referenced("DB_POOL", sources)  # whole names only

@@ -542,3 +542,32 @@ async def test_users_commands_apply_the_apis_rules(migrated_url: str) -> None:
             assert (await client.post("/auth/token", data=login)).status_code == 200
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.skipif(POOLER != "none", reason="behind a pooler the CLI sends no startup options")
+def test_cli_statements_are_bounded_by_cli_statement_timeout_ms(database_url: str) -> None:
+    """CLI_STATEMENT_TIMEOUT_MS: a CLI statement stuck behind a lock is cancelled at the
+    bound (by default there is none: with the lock wait unbounded, DB_LOCK_TIMEOUT_MS=0,
+    it would wait as long as the lock is held, here past the test's own 60 s bound)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as holder:
+        holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "catalog"), "users", "list"],
+            env=os.environ
+            | {
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": SECRET,
+                "CLI_STATEMENT_TIMEOUT_MS": "300",
+                "DB_LOCK_TIMEOUT_MS": "0",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        holder.rollback()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "statement timeout" in done.stderr, done.stderr

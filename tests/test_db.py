@@ -28,6 +28,7 @@ from catalog.services.item_writes import (
     item_writes_for,
 )
 from tests.conftest import make_settings, throwaway_database
+from tests.waiting import eventually_sync
 
 
 class Boom(Exception):
@@ -493,12 +494,12 @@ async def test_a_commit_under_way_finishes_even_if_the_caller_is_cancelled(
 ) -> None:
     """Cancelling a request (client gone, deadline) rolls its work back unless the commit
     had started: a commit is never abandoned half-sent."""
-    committing = asyncio.Event()
+    committing, proceed = asyncio.Event(), asyncio.Event()
     real_commit = AsyncSession.commit
 
     async def slow_commit(self: AsyncSession) -> None:
         committing.set()
-        await asyncio.sleep(0.2)
+        await proceed.wait()  # the commit is under way until the caller was cancelled
         await real_commit(self)
 
     monkeypatch.setattr(AsyncSession, "commit", slow_commit)
@@ -512,6 +513,7 @@ async def test_a_commit_under_way_finishes_even_if_the_caller_is_cancelled(
     task = asyncio.create_task(write())
     await committing.wait()
     task.cancel()
+    proceed.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     monkeypatch.undo()
@@ -529,3 +531,60 @@ async def test_a_reading_unit_of_work_refuses_to_write(database: Database) -> No
     with pytest.raises(RuntimeError, match="only reads"):
         await uow.write(CompiledQuery(select(literal(1).label("one"))))
     assert not uow.in_transaction
+
+
+# --- settings of the engines: DB_POOL_PRE_PING, DB_ECHO ---------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("pre_ping", [True, False])
+async def test_db_pool_pre_ping_replaces_a_dead_connection_before_use(
+    database_url: str, pre_ping: bool
+) -> None:
+    """DB_POOL_PRE_PING=true: a pooled connection the server closed is replaced at checkout,
+    so the statement runs; without it that statement meets the dead connection and fails
+    (the service then answers 503 or retries, but the engine itself does not hide it)."""
+    import psycopg
+
+    from tests.api.test_outages import _running
+
+    database = Database.from_settings(
+        make_settings(database_url, db_pool_size=1, db_pool_pre_ping=pre_ping)
+    )
+    try:
+        async with database.engine.connect() as connection:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+            def gone() -> bool:
+                rows = admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+                return rows.fetchone() is None and not _running(pid)
+
+            eventually_sync(gone, what="the pooled connection's backend gone")
+
+        async def one_statement() -> int:
+            async with database.engine.connect() as connection:
+                return int((await connection.execute(text("SELECT 42"))).scalar_one())
+
+        if pre_ping:
+            assert await one_statement() == 42
+        else:
+            with pytest.raises(sqlalchemy.exc.DBAPIError):
+                await one_statement()
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize("echo", [True, False])
+async def test_db_echo_logs_every_statement(
+    database_url: str, echo: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database.from_settings(make_settings(database_url, db_echo=echo))
+    try:
+        async with database.engine.connect() as connection:
+            await connection.execute(text("SELECT 42 AS echoed_statement"))
+    finally:
+        await database.dispose()
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
+    assert any("echoed_statement" in message for message in logged) is echo, logged

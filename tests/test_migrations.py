@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
 from catalog.migrations import runner
 from tests.conftest import POOLER, make_settings, throwaway_database
+from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ROOT / "src" / "catalog" / "migrations" / "versions"
@@ -384,11 +384,63 @@ def test_instances_upgrading_at_the_same_moment_all_succeed(empty_db: Settings) 
             _catalog_upgrade(empty_db.database_url, MIGRATION_LOCK_TIMEOUT_MS="60000")
             for _ in range(4)
         ]
-        time.sleep(3)  # all four started and waiting (on the lock, or on the table)
+        # All four started and waiting: one on the table, three on the advisory lock
+        # (without that lock: all four on the table, having read the version first).
+        waits = _lock_waits(empty_db, 4, processes)
         reader.rollback()
     outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
     assert [code for code, _ in outcomes] == [0] * 4, outcomes
     assert current_revisions(empty_db) == (revisions()[-1],)
+    assert sorted(waits) == ["advisory"] * 3 + ["relation"]
+
+
+def _lock_waits(
+    settings: Settings, count: int, processes: list[subprocess.Popen[str]]
+) -> list[str]:
+    """Wait until `count` backends of the database wait for a lock; their wait events.
+    Fails if it never happens, or if a process exits first."""
+    import psycopg
+
+    with psycopg.connect(settings.database_url, autocommit=True) as observer:
+
+        def waiting() -> list[str] | None:
+            exited = [p for p in processes if p.poll() is not None]
+            assert not exited, [p.communicate() for p in exited]
+            rows = observer.execute(
+                "SELECT wait_event FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            ).fetchall()
+            return [event for (event,) in rows] if len(rows) >= count else None
+
+        return eventually_sync(waiting, what=f"{count} migrators waiting for a lock", within=60)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_an_instance_waits_for_another_migration_up_to_migration_wait_timeout_s(
+    empty_db: Settings,
+) -> None:
+    """MIGRATION_WAIT_TIMEOUT_S bounds the wait for another instance's migration: with 1 s,
+    an upgrade behind a held migration lock fails with one line (the default would wait
+    300 s, past this test's bound), and nothing is applied."""
+    import psycopg
+
+    # env.py runs only inside Alembic: read its lock key from the source.
+    env = (ROOT / "src/catalog/migrations/env.py").read_text()
+    match = re.search(r"^MIGRATION_LOCK_KEY = ([0-9_]+)$", env, re.MULTILINE)
+    assert match is not None
+    key = int(match[1])
+
+    with psycopg.connect(empty_db.database_url) as other_instance:
+        other_instance.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        waiting = _catalog_upgrade(empty_db.database_url, MIGRATION_WAIT_TIMEOUT_S="1")
+        assert _lock_waits(empty_db, 1, []) == ["advisory"]
+        code = waiting.wait(timeout=60)
+        stderr = waiting.communicate()[1]
+        other_instance.rollback()
+    assert code == 1, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: database error:")
+    assert "lock timeout" in stderr
+    assert current_revisions(empty_db) == ()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

@@ -32,6 +32,10 @@ async def read_item(admin: Admin, item_id: int) -> dict[str, Any]:
     return item
 
 
+async def price_of(admin: Admin, item_id: int) -> Decimal:
+    return Decimal(str((await read_item(admin, item_id))["price"]))
+
+
 async def test_login_without_the_token_is_refused(admin: Admin, superuser: Account) -> None:
     await admin.get("/admin/login")
     credentials = {"username": superuser.email, "password": superuser.password}
@@ -72,6 +76,7 @@ async def test_the_token_may_come_in_the_header(signed_in: Admin, user: Account)
         f"/admin/item/edit/{item['id']}", data=ITEM_FORM, headers={CSRF_HEADER: signed_in.token}
     )
     assert response.status_code == 302
+    assert await price_of(signed_in, item["id"]) == Decimal("99.00")  # the edit landed
 
 
 async def test_a_multipart_form_carries_the_token_too(signed_in: Admin, user: Account) -> None:
@@ -81,10 +86,12 @@ async def test_a_multipart_form_carries_the_token_too(signed_in: Admin, user: Ac
     parts = {name: (None, value) for name, value in ITEM_FORM.items()}
     forged = await signed_in.client.post(path, files=parts)
     assert forged.status_code == 403
+    assert await price_of(signed_in, item["id"]) == Decimal(10)  # nothing changed
     genuine = await signed_in.client.post(
         path, files={**parts, CSRF_FIELD: (None, signed_in.token)}
     )
     assert genuine.status_code == 302
+    assert await price_of(signed_in, item["id"]) == Decimal("99.00")
 
 
 async def test_a_delete_without_the_header_is_refused(signed_in: Admin, user: Account) -> None:
@@ -109,7 +116,7 @@ async def test_logout_without_a_session_goes_to_the_login_page(admin: Admin) -> 
     assert response.headers["location"] == "http://test/admin/login"
 
 
-async def test_the_token_changes_at_login(admin: Admin, superuser: Account) -> None:
+async def test_the_token_changes_at_login(admin: Admin, superuser: Account, fetch: Any) -> None:
     """A token seen before signing in (e.g. planted by an attacker) is worthless after."""
     await admin.get("/admin/login")
     before = admin.token
@@ -119,6 +126,7 @@ async def test_the_token_changes_at_login(admin: Admin, superuser: Account) -> N
         "/admin/tag/create", data={"name": "x", "save": "Save", CSRF_FIELD: before}
     )
     assert response.status_code == 403
+    assert await fetch("SELECT name FROM tags") == []
 
 
 async def test_a_huge_body_is_refused_before_it_is_parsed(signed_in: Admin) -> None:

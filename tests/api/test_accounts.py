@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from catalog.models import LoginFailure
 from catalog.services.login_throttle import LoginPolicy
 from tests.api import Fetch, MakeUser, asgi_client, login
 from tests.conftest import Account
+from tests.waiting import eventually
 
 TOO_MANY = {"detail": "Too many failed logins; retry later"}
 
@@ -246,16 +247,22 @@ async def one_hash_at_a_time(settings: Settings, database: Database) -> AsyncIte
         security.restore_hashing(previous)
 
 
+def admitted(count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return security._pool.admitted == count
+
+    return check
+
+
 async def test_a_full_hashing_queue_is_503_with_retry_after(
     one_hash_at_a_time: FastAPI, gated_hashing: threading.Event, user: Account
 ) -> None:
     async with asgi_client(one_hash_at_a_time) as client:
         running = asyncio.ensure_future(login(client, user.email, user.password))
         waiting = asyncio.ensure_future(login(client, user.email, user.password))
-        for _ in range(200):  # until both are admitted (bounded)
-            if security._pool.admitted == 2:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(
+            admitted(2), what="two logins admitted to the hashing pool (one running, one queued)"
+        )
         refused = await login(client, user.email, user.password)
         registered = await client.post(
             "/users", json={"email": "new@example.com", "password": "password123"}
@@ -292,9 +299,16 @@ async def test_a_password_change_needs_the_current_password(
     assert (await login(client, user.email, "new-password-1")).status_code == 401
 
 
-async def test_a_name_change_needs_no_password(client: httpx.AsyncClient, user: Account) -> None:
+async def test_a_name_change_needs_no_password(
+    client: httpx.AsyncClient, user: Account, fetch: Fetch
+) -> None:
     response = await client.patch("/users/me", json={"full_name": "A"}, headers=user.headers)
+
     assert response.status_code == 200
+    assert response.json()["full_name"] == "A"
+    assert await fetch("SELECT id, full_name FROM users") == [(user.id, "A")]
+    # The password is untouched: the old one still signs in.
+    assert (await login(client, user.email, user.password)).status_code == 200
 
 
 async def test_guessing_the_current_password_is_throttled(
@@ -335,7 +349,7 @@ async def test_a_superuser_cannot_demote_or_deactivate_themselves(
 
 
 async def test_another_superuser_can_demote_or_delete_them(
-    client: httpx.AsyncClient, superuser: Account, make_user: MakeUser
+    client: httpx.AsyncClient, superuser: Account, make_user: MakeUser, fetch: Fetch
 ) -> None:
     other = await make_user(is_superuser=True)
     demoted = await client.patch(
@@ -344,6 +358,11 @@ async def test_another_superuser_can_demote_or_delete_them(
     renamed = await client.patch(
         f"/users/{other.id}", json={"full_name": "Still super"}, headers=other.headers
     )
+    demoted_row = await fetch("SELECT is_superuser FROM users WHERE id = :id", id=superuser.id)
     deleted = await client.delete(f"/users/{superuser.id}", headers=other.headers)
 
     assert (demoted.status_code, renamed.status_code, deleted.status_code) == (200, 200, 204)
+    assert demoted_row == [(False,)]
+    assert await fetch("SELECT id, full_name, is_superuser, is_active FROM users") == [
+        (other.id, "Still super", True, True)
+    ]

@@ -6,6 +6,7 @@ Login is the OAuth2 password flow: form fields `username` (the email) and `passw
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import httpx
@@ -13,8 +14,10 @@ import jwt
 import pytest
 
 from catalog import security
+from catalog.config import Settings
 from catalog.security import create_access_token, credential_stamp
 from tests.api import Fetch, MakeUser, bearer, login
+from tests.api.test_outages import app_client
 from tests.conftest import SECRET, Account
 
 BAD_CREDENTIALS = {"detail": "Incorrect email or password"}
@@ -260,3 +263,34 @@ async def test_an_admin_update_keeps_the_users_tokens(
     )
     assert renamed.status_code == 200
     assert (await client.get("/users/me", headers=user.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("minutes", [7, 90])
+async def test_issued_tokens_live_for_access_token_expire_minutes(
+    settings: Settings, user: Account, minutes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ACCESS_TOKEN_EXPIRE_MINUTES is the lifetime of the token /auth/token issues, and
+    the server refuses it once that has passed (its clock moved, not slept)."""
+    async with app_client(settings, access_token_expire_minutes=minutes) as (client, _):
+        response = await login(client, user.email, user.password)
+        assert response.status_code == 200
+        token = response.json()["access_token"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == minutes * 60
+        headers = bearer(token)
+        assert (await client.get("/users/me", headers=headers)).status_code == 200
+        _move_jwt_clock(monkeypatch, claims["exp"] + 1 - claims["iat"])
+        expired = await client.get("/users/me", headers=headers)
+        assert expired.status_code == 401
+
+
+def _move_jwt_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """PyJWT's clock (it reads `datetime.now(tz=timezone.utc)` to check `exp`), moved."""
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Later:
+            moved = datetime.now(tz) + timedelta(seconds=seconds)
+            return cls.fromtimestamp(moved.timestamp(), tz)
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Later)

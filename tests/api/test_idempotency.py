@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from catalog.config import Settings
 from catalog.db.database import Database
@@ -15,6 +16,7 @@ from catalog.services.idempotency import purge_expired
 from tests.api import Fetch
 from tests.api.test_outages import app_client
 from tests.conftest import Account, postgresql_only, refusing_tag_links
+from tests.waiting import eventually
 
 ITEM = {"name": "lamp", "price": "10.00", "tags": ["red"]}
 
@@ -82,16 +84,73 @@ async def test_a_failed_write_stores_no_key_and_the_retry_runs_anew(
     assert len(await fetch("SELECT id FROM items")) == 1
 
 
+# No bound on waiting for a lock (or on a statement, or a request): a busy machine must not
+# turn "waits for the first request" into a 409 or a 503 in these tests.
+PATIENT = {"db_lock_timeout_ms": 0, "db_statement_timeout_ms": 0, "request_timeout": 300}
+
+
 async def test_concurrent_duplicates_write_once(
-    client: httpx.AsyncClient, user: Account, fetch: Fetch
+    settings: Settings, user: Account, fetch: Fetch
 ) -> None:
-    responses = await asyncio.gather(
-        *(client.post("/items", json=ITEM, headers=keyed(user, "burst")) for _ in range(10))
-    )
-    created = [r for r in responses if r.status_code == 201]
-    assert {r.status_code for r in responses} <= {201, 409}
-    assert created
-    assert len({r.text for r in created}) == 1  # every 201 is the same item
+    """Ten copies at once: one write; the nine others wait for it and replay its answer."""
+    async with app_client(settings, **PATIENT) as (client, _):
+        responses = await asyncio.gather(
+            *(client.post("/items", json=ITEM, headers=keyed(user, "burst")) for _ in range(10))
+        )
+    assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
+    replayed = [r.headers.get("idempotent-replayed") for r in responses]
+    assert sorted(replayed, key=str) == [None] + ["true"] * 9
+    assert len({r.text for r in responses}) == 1  # every 201 is the same item
+    assert len({r.headers["etag"] for r in responses}) == 1
+    assert len(await fetch("SELECT id FROM items")) == 1
+    assert len(await fetch("SELECT key FROM idempotency_keys")) == 1
+
+
+@postgresql_only
+async def test_a_retry_while_the_first_holds_the_key_waits_and_gets_the_replay(
+    settings: Settings, user: Account, fetch: Fetch
+) -> None:
+    """README: "a retry while the first is still running waits for it". The first request
+    is held inside its transaction, after claiming the key, by a table lock taken here on
+    `items`; both waits are observed in pg_stat_activity before the lock is let go."""
+    async with (
+        app_client(settings, **PATIENT) as (client, _),
+        await psycopg.AsyncConnection.connect(settings.database_url) as holder,
+        await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as observer,
+    ):
+        await holder.execute("LOCK TABLE items IN EXCLUSIVE MODE")  # inserts wait, reads pass
+
+        async def waiting_on(table: str) -> list[int]:
+            rows = await observer.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE %s",
+                (f"%{table}%",),
+            )
+            return [pid for (pid,) in await rows.fetchall()]
+
+        first = asyncio.ensure_future(client.post("/items", json=ITEM, headers=keyed(user, "held")))
+        # The first has claimed its key (its INSERT into idempotency_keys is done: the
+        # write on items comes after it, in the same transaction) and waits for the table.
+        [first_pid] = await eventually(
+            lambda: waiting_on("INSERT INTO items"), what="the first request waiting on items"
+        )
+        assert await fetch("SELECT key FROM idempotency_keys") == []  # not committed yet
+        retry = asyncio.ensure_future(client.post("/items", json=ITEM, headers=keyed(user, "held")))
+        # The retry waits on the first one's claim of the key, not on the table.
+        retry_pids = await eventually(
+            lambda: waiting_on("idempotency_keys"), what="the retry waiting on the key"
+        )
+        assert first_pid not in retry_pids
+        assert not first.done()
+        assert not retry.done()
+        await holder.rollback()  # let the first go
+        first_response, retry_response = await asyncio.gather(first, retry)
+
+    assert (first_response.status_code, retry_response.status_code) == (201, 201)
+    assert "idempotent-replayed" not in first_response.headers
+    assert retry_response.headers["idempotent-replayed"] == "true"
+    assert retry_response.json() == first_response.json()
+    assert retry_response.headers["etag"] == first_response.headers["etag"]
     assert len(await fetch("SELECT id FROM items")) == 1
 
 
@@ -170,3 +229,38 @@ async def test_a_duplicate_of_a_request_still_in_progress_is_409(
         "detail": "A request with this Idempotency-Key is still in progress"
     }
     assert await fetch("SELECT id FROM items") == []
+
+
+@pytest.mark.parametrize("hours", [1, 3])
+async def test_keys_live_for_idempotency_key_ttl_hours(
+    settings: Settings, user: Account, fetch: Fetch, hours: int
+) -> None:
+    """IDEMPOTENCY_KEY_TTL_HOURS sets each key's expiry; past it, the key is purged."""
+    async with app_client(settings, idempotency_key_ttl_hours=hours) as (client, database):
+        created = await client.post("/items", json=ITEM, headers=keyed(user, f"ttl-{hours}"))
+        assert created.status_code == 201
+        [(created_at, expires_at)] = await fetch(
+            "SELECT created_at, expires_at FROM idempotency_keys"
+        )
+        lifetime = as_datetime(expires_at) - as_datetime(created_at)
+        assert lifetime == timedelta(hours=hours)
+        # Still live just before its expiry (purging keeps it), gone once past it.
+        async with database.unit_of_work() as uow:
+            await purge_expired(uow)
+        assert len(await fetch("SELECT key FROM idempotency_keys")) == 1
+        async with database.transaction() as session:
+            await session.execute(
+                text("UPDATE idempotency_keys SET expires_at = :at"),
+                {"at": stored_time(database, datetime.now(UTC) - timedelta(seconds=1))},
+            )
+        async with database.unit_of_work() as uow:
+            await purge_expired(uow)
+        assert await fetch("SELECT key FROM idempotency_keys") == []
+
+
+def as_datetime(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def stored_time(database: Database, when: datetime) -> datetime:
+    return when.replace(tzinfo=None) if database.backend.name == "sqlite" else when

@@ -460,10 +460,10 @@ async def test_price_bounds_beyond_any_price_are_answered(
     params: Params,
     everything: bool,
 ) -> None:
+    """Any finite decimal is a valid bound (README: bounds are inclusive, no range is
+    documented): each of these is a 200, with every item or none."""
     response = await client.get("/items", params=params)
-    if response.status_code == 422:  # refusing the value is acceptable too
-        assert_422(response, next(iter(params)))
-        return
+    assert response.status_code == 200, response.text
     assert ids(response) == (expected_ids(catalog, "items", {}) if everything else [])
 
 
@@ -477,11 +477,11 @@ async def test_price_bounds_beyond_any_price_are_answered(
 async def test_timestamps_at_the_edge_of_the_calendar(
     client: httpx.AsyncClient, catalog: Catalog, name: str, value: str
 ) -> None:
+    """Valid ISO 8601 text whose instant is outside year 1..9999 once converted to UTC:
+    refused with a 422 naming the parameter (never a 500, never silently clamped)."""
     response = await client.get("/items", params={name: value})
-    if response.status_code == 422:
-        assert_422(response, name)
-    else:
-        assert response.status_code == 200, response.text
+    assert_422(response, name)
+    assert "out of range in UTC" in response.text
 
 
 async def test_q_is_case_insensitive_beyond_ascii(

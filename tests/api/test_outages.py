@@ -11,7 +11,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import asyncpg
 import httpx
@@ -36,6 +37,7 @@ from tests.conftest import (
     postgresql_only,
     throwaway_postgres_database,
 )
+from tests.waiting import eventually
 
 RETRY_AFTER = "2"
 
@@ -163,7 +165,8 @@ async def test_the_request_deadline_answers_503_and_cancels_the_work(
                 f"/items/{item_id}", json={"name": "late"}, headers=user.headers
             )
             waited = time.monotonic() - started
-        await asyncio.sleep(0.3)  # time for a write that was not really cancelled to land
+        # A write that was not really cancelled would land once the lock is gone.
+        await _nothing_in_flight(settings, backend, database)
     assert_503(response, LATE_DETAIL)
     assert waited < 3
     assert await fetch("SELECT name FROM items") == [("lamp",)]
@@ -176,9 +179,77 @@ async def _writer_turn_taken(database: Database) -> AsyncIterator[None]:
         yield
 
 
+class ObservedLock(asyncio.Lock):
+    """SQLite's in-process writer queue, telling how many writers wait for their turn."""
+
+    waiting = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.waiting += 1
+        try:
+            return await super().acquire()
+        finally:
+            self.waiting -= 1
+
+
+async def _other_backends(settings: Settings, condition: str) -> int:
+    """How many other client backends of the test database match `condition`."""
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True
+    ) as observer:
+        cursor = await observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            f"AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND {condition}"
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _a_write_waits(settings: Settings, backend: str, database: Database) -> None:
+    """Until a write waits for the lock held by `locked_items`/`_writer_turn_taken`."""
+    if backend == "postgresql":
+
+        async def waiting() -> int:
+            return await _other_backends(settings, "wait_event_type = 'Lock'")
+
+    else:
+        queue = database.writer_queue
+        assert isinstance(queue, ObservedLock)
+
+        async def waiting() -> int:
+            return queue.waiting
+
+    await eventually(waiting, what="a write waiting for the held lock")
+
+
+async def _nothing_in_flight(settings: Settings, backend: str, database: Database) -> None:
+    """Until no write of the app can still land: PostgreSQL has no other backend running a
+    statement or holding a transaction open; on SQLite, a writer turn taken after every
+    queued writer (the queue is FIFO) has been granted."""
+    if backend == "postgresql":
+
+        async def quiet() -> bool:
+            return await _other_backends(settings, "state <> 'idle'") == 0
+
+        await eventually(quiet, what="no statement or transaction in flight")
+    else:
+        async with asyncio.timeout(30), _writer_turn_taken(database):
+            pass
+
+
+@pytest.fixture
+def observed_writer_queue(
+    database: Database, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "sqlite":
+        monkeypatch.setattr(database, "writer_queue", ObservedLock())
+
+
 # --- the client leaves: its work is cancelled ---------------------------------------------------
 
 
+@pytest.mark.usefixtures("observed_writer_queue")
 async def test_a_client_that_disconnects_cancels_its_write(
     client: httpx.AsyncClient,
     app: FastAPI,
@@ -229,12 +300,12 @@ async def test_a_client_that_disconnects_cancels_its_write(
     )
     async with holder:
         request = asyncio.create_task(app(scope, receive, send))
-        await asyncio.sleep(0.3)  # the write is now waiting for the lock
+        await _a_write_waits(settings, backend, database)
         assert not request.done()
         left.set()
         async with asyncio.timeout(5):
             await request  # cancelled promptly, not when the lock goes
-    await asyncio.sleep(0.3)
+    await _nothing_in_flight(settings, backend, database)
     assert await fetch("SELECT name FROM items") == [("lamp",)]
     async with asyncio.timeout(5):
         # Nothing left behind: the next write goes through at once.
@@ -243,6 +314,15 @@ async def test_a_client_that_disconnects_cancels_its_write(
 
 
 # --- dead pooled connections ------------------------------------------------------------------
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (a zombie has closed its files)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @postgresql_only
@@ -261,20 +341,36 @@ async def test_no_request_fails_on_connections_the_server_closed(
     async def kill_every_pooled_connection() -> None:
         # Fill the pool with several connections, then terminate them all.
         await asyncio.gather(*(client.get(f"/items/{item_id}") for _ in range(10)))
-        async with await psycopg.AsyncConnection.connect(settings.database_url) as admin:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url,
+            autocommit=True,  # pg_stat_activity afresh each statement
+        ) as admin:
+            cursor = await admin.execute(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
-        await asyncio.sleep(0.2)  # the terminations reach the sockets
+            killed = [pid for (pid, _) in await cursor.fetchall()]
+            assert killed
+
+            async def all_gone() -> bool:
+                alive = await admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (killed,)
+                )
+                row = await alive.fetchone()
+                # A backend leaves pg_stat_activity just before its process exits and the
+                # kernel closes its socket: on this machine, wait for the process too.
+                return row is not None and row[0] == 0 and not any(map(_running, killed))
+
+            # The backends have exited: their sockets are closed under the pool.
+            await eventually(all_gone, what="the terminated backends gone")
 
     await kill_every_pooled_connection()
     writes = [
         await client.patch(f"/items/{item_id}", json={"name": f"n{i}"}, headers=user.headers)
         for i in range(20)  # one after another: each meets the next dead connection
     ]
-    assert [r.status_code for r in writes] == [200] * 20
+    assert [r.status_code for r in writes] == [200] * 20, [r.text for r in writes[:3]]
 
     await kill_every_pooled_connection()
     reads = await asyncio.gather(*(client.get(f"/items/{item_id}") for _ in range(20)))

@@ -30,6 +30,7 @@ from tests.faults.harness import (
     unhandled_errors,
     wait_for_success,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 WARMUP, AFTER, RECOVERY_BOUND = 1.0, 3.0, 15.0
@@ -210,7 +211,8 @@ async def test_shutdown_is_bounded_even_with_requests_stuck_on_a_lock(database_u
                     asyncio.create_task(c.post("/items", json={"name": f"stuck{i}", "price": 1}))
                     for i in range(5)
                 ]
-                await asyncio.sleep(1)
+                # All five are inside the database, waiting for the lock.
+                await eventually(lock_waiters(database_url, 5), what="5 writes waiting")
                 exit_took = await asyncio.to_thread(service.terminate)
                 outcomes = await asyncio.gather(*stuck, return_exceptions=True)
             await holder.rollback()
@@ -247,16 +249,42 @@ async def test_abandoned_writes_do_not_commit_later(
     headers = {"Authorization": f"Bearer {load.token}"}
     async with await psycopg.AsyncConnection.connect(database_url) as holder:
         await holder.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
-
-        async def abandon(number: int) -> None:
-            async with httpx.AsyncClient(base_url=service.url, headers=headers) as client:
-                body = {"name": f"abandoned{number}", "price": 1}
-                with pytest.raises(httpx.ReadTimeout):
-                    await client.post("/items", json=body, timeout=0.3)
-
-        await asyncio.gather(*(abandon(n) for n in range(10)))
-        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=service.url, headers=headers, timeout=60) as client:
+            writes = [
+                asyncio.create_task(
+                    client.post("/items", json={"name": f"abandoned{n}", "price": 1})
+                )
+                for n in range(10)
+            ]
+            # Every write is inside the database, waiting for the lock...
+            await eventually(lock_waiters(database_url, 10), what="10 writes waiting")
+            for write in writes:  # ...when its client gives up (its connection closes)
+                write.cancel()
+            await asyncio.gather(*writes, return_exceptions=True)
+        # The service cancels them: their lock waits end while the lock is still held.
+        await eventually(lock_waiters(database_url, 0, exactly=True), what="no write waiting")
         await holder.rollback()  # the lock goes
-    await asyncio.sleep(1.5)
+    # Nothing in flight that could still land.
+    await eventually(lock_waiters(database_url, 0, exactly=True, busy=True), what="all idle")
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
+def lock_waiters(
+    url: str, count: int, *, exactly: bool = False, busy: bool = False
+) -> Callable[[], Awaitable[bool]]:
+    """A check: `count` (at least, or `exactly`) other backends of the database wait for a
+    lock (or, `busy`, run a statement or hold a transaction open)."""
+    condition = "state <> 'idle'" if busy else "wait_event_type = 'Lock'"
+
+    async def check() -> bool:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as observer:
+            cursor = await observer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                f"AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND {condition}"
+            )
+            row = await cursor.fetchone()
+        found = row[0] if row else 0
+        return found == count if exactly else found >= count
+
+    return check

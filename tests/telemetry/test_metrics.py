@@ -28,6 +28,7 @@ from catalog.db.urls import resolve_urls
 from catalog.telemetry import exposition
 from tests.conftest import MakeUser, make_settings
 from tests.telemetry import Samples, parse_metrics, running, total, value
+from tests.waiting import eventually
 
 REQUESTS = "catalog_http_requests_total"
 DURATION_COUNT = "catalog_http_request_duration_seconds_count"
@@ -137,27 +138,10 @@ async def test_statements_are_timed_on_every_execution_path(
     async with running(metrics_app(settings, database)) as client:
         item = await client.post("/items", json={"name": "lamp", "price": 3}, headers=owner.headers)
         stop = statement_executed.subscribe(record)
-        before = await scrape(client)
-        # A read is one precompiled statement: on PostgreSQL it runs on the raw asyncpg
-        # connection, which SQLAlchemy's events never see.
-        for _ in range(4):
-            await client.get(f"/items/{item.json()['id']}")
-        reads = await scrape(client)
-        assert len(seen) == 4
-        assert all(ok and "FROM items" in sql for sql, ok in seen)
-        # Through SQLAlchemy (a session's transaction), on both databases.
-        async with database.transaction() as session:
-            await session.execute(text("SELECT 1"))
-        missing = CompiledQuery(select(column("x")).select_from(table("no_such_table")))
-        for _ in range(2):
-            with pytest.raises(Exception, match="no_such_table"):
-                async with database.unit_of_work() as uow:
-                    await uow.fetch_all(missing)  # the raw path on PostgreSQL
-        with pytest.raises(Exception, match="no_such_table"):
-            async with database.transaction() as session:
-                await session.execute(text("SELECT x FROM no_such_table"))
-        after = await scrape(client)
-        stop()
+        try:
+            before, reads, after = await _statements_on_every_path(client, database, item, seen)
+        finally:
+            stop()  # even when an assertion failed: the hook is process-wide
 
     def delta(outcome: str, first: Samples, second: Samples) -> float:
         return value(second, STATEMENTS, outcome=outcome) - value(
@@ -169,6 +153,35 @@ async def test_statements_are_timed_on_every_execution_path(
     # The metric counts what the hook saw (SQLite's BEGIN IMMEDIATE statements included).
     assert delta("ok", reads, after) == sum(ok for _, ok in seen[4:])
     assert delta("error", before, after) == sum(not ok for _, ok in seen) == 3
+
+
+async def _statements_on_every_path(
+    client: httpx.AsyncClient,
+    database: Database,
+    item: httpx.Response,
+    seen: list[tuple[str, bool]],
+) -> tuple[Samples, Samples, Samples]:
+    before = await scrape(client)
+    # A read is one precompiled statement: on PostgreSQL it runs on the raw asyncpg
+    # connection, which SQLAlchemy's events never see.
+    for _ in range(4):
+        await client.get(f"/items/{item.json()['id']}")
+    reads = await scrape(client)
+    assert len(seen) == 4
+    assert all(ok and "FROM items" in sql for sql, ok in seen)
+    # Through SQLAlchemy (a session's transaction), on both databases.
+    async with database.transaction() as session:
+        await session.execute(text("SELECT 1"))
+    missing = CompiledQuery(select(column("x")).select_from(table("no_such_table")))
+    for _ in range(2):
+        with pytest.raises(Exception, match="no_such_table"):
+            async with database.unit_of_work() as uow:
+                await uow.fetch_all(missing)  # the raw path on PostgreSQL
+    with pytest.raises(Exception, match="no_such_table"):
+        async with database.transaction() as session:
+            await session.execute(text("SELECT x FROM no_such_table"))
+    after = await scrape(client)
+    return before, reads, after
 
 
 async def test_failed_logins_are_counted_by_reason(
@@ -238,10 +251,11 @@ async def test_pool_gauges_are_read_at_scrape_time_and_count_waiters(
         async with running(metrics_app(settings, database)) as client:
             async with engine.connect():
                 waiter = asyncio.create_task(_connect_once(database))
-                for _ in range(500):  # until the second checkout queues (bounded)
-                    if pool.waiting:
-                        break
-                    await asyncio.sleep(0.01)
+
+                async def queued() -> bool:
+                    return pool.waiting > 0
+
+                await eventually(queued, what="the second checkout queued for the pool")
                 busy = await scrape(client)
             await asyncio.wait_for(waiter, 30)
             idle = await scrape(client)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,11 +23,12 @@ from typing import Any
 import httpx
 import pytest
 from deploy.ports import HOST, free_port
-from deploy.procs import end_group
+from deploy.procs import ADDRESS_IN_USE, end_group
 
 from catalog.db.database import Database
 from tests.conftest import SECRET
 from tests.telemetry import parse_metrics, total
+from tests.waiting import eventually_sync
 
 CATALOG = str(Path(sys.executable).with_name("catalog"))
 START_TIMEOUT_S = 60.0
@@ -49,38 +51,49 @@ class Served:
 
 @contextmanager
 def serve(database_url: str, tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
-    port = free_port()
-    log_path = tmp_path / f"serve-{port}.log"
+    """`catalog serve` on a free port; started again on another one if the port was taken
+    before uvicorn could bind it (deploy/ports.py hands out ports it has closed)."""
     environment = os.environ | {
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
         "ENVIRONMENT": "test",
         "LOG_FORMAT": "json",
     }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [CATALOG, "serve", "--port", str(port), *args],
-            env=environment | env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: we stop exactly what we started
-        )
-    served = Served(f"http://{HOST}:{port}", log_path, process)
-    try:
-        _wait_until_up(served)
-        yield served
-    finally:
-        _stop(process)
+    for _ in range(PORT_ATTEMPTS):
+        port = free_port()
+        log_path = tmp_path / f"serve-{port}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [CATALOG, "serve", "--port", str(port), *args],
+                env=environment | env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: we stop exactly what we started
+            )
+        served = Served(f"http://{HOST}:{port}", log_path, process)
+        try:
+            if _wait_until_up(served):
+                yield served
+                return
+        finally:
+            _stop(process)
+    pytest.fail(f"catalog serve found its port taken {PORT_ATTEMPTS} times")
 
 
-def _wait_until_up(served: Served) -> None:
+PORT_ATTEMPTS = 5
+
+
+def _wait_until_up(served: Served) -> bool:
+    """True once it answers; False if it exited because its port was taken."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if served.process.poll() is not None:
+            if ADDRESS_IN_USE.search(served.log_path.read_text(errors="replace")):
+                return False
             pytest.fail("catalog serve exited:\n" + "\n".join(served.log_lines()[-20:]))
         try:
             if httpx.get(f"{served.base_url}/health", timeout=1).status_code == 200:
-                return
+                return True
         except httpx.TransportError:
             pass
         time.sleep(0.1)
@@ -267,3 +280,63 @@ async def test_a_killed_worker_leaves_the_live_gauges(
         await pool_sizes_reach(2 * one_pool)
         await asyncio.sleep(1.5)  # a full sampling period later: still two workers' worth
         await pool_sizes_reach(2 * one_pool)
+
+
+# --- TRUSTED_PROXIES: whose X-Forwarded-For is believed ----------------------------------------
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_forwarded_addresses_count_only_from_trusted_proxies(
+    database_url: str, tmp_path: Path, trusted: bool
+) -> None:
+    """Through a real `catalog serve` (uvicorn's proxy headers, not a mock): a peer that is
+    not in TRUSTED_PROXIES cannot choose the client address by sending X-Forwarded-For, so
+    its failed logins all count against its own address (the third is refused with
+    LOGIN_MAX_FAILURES_PER_ADDRESS=2); a trusted proxy's forwarded addresses are believed,
+    so each counts against its own client, and the access log names that client."""
+    env = {"LOGIN_MAX_FAILURES_PER_ADDRESS": "2"}
+    if trusted:
+        env["TRUSTED_PROXIES"] = HOST  # the test's connections come from 127.0.0.1
+    with serve(database_url, tmp_path, **env) as served:
+        statuses = []
+        async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+            for n in range(3):
+                response = await client.post(
+                    "/auth/token",
+                    data={"username": f"nobody{n}@example.com", "password": "wrong-password"},
+                    headers={"X-Forwarded-For": f"203.0.113.{n + 1}"},
+                )
+                statuses.append(response.status_code)
+
+        def clients() -> list[str] | None:
+            lines = [r for r in served.json_lines() if r.get("route") == "/auth/token"]
+            return [r["client"] for r in lines] if len(lines) == 3 else None
+
+        logged = eventually_sync(clients, what="three access lines for /auth/token")
+    if trusted:
+        assert statuses == [401, 401, 401]
+        assert [c.split(":")[0] for c in logged] == [f"203.0.113.{n}" for n in (1, 2, 3)]
+    else:
+        assert statuses == [401, 401, 429]
+        assert {c.split(":")[0] for c in logged} == {HOST}
+
+
+def test_serve_starts_on_another_port_when_its_port_was_taken(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port handed out first is already taken (the test listens on it): uvicorn
+    cannot bind it, and `serve` starts it again on another one."""
+    real_free_port = free_port
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        ports = iter([taken_port])
+        monkeypatch.setattr(
+            sys.modules[__name__], "free_port", lambda: next(ports, 0) or real_free_port()
+        )
+        with serve(database_url, tmp_path) as served:
+            assert not served.base_url.endswith(f":{taken_port}")
+            assert httpx.get(f"{served.base_url}/health", timeout=10).status_code == 200
+        first_log = (tmp_path / f"serve-{taken_port}.log").read_text()
+        assert ADDRESS_IN_USE.search(first_log), first_log
