@@ -24,6 +24,7 @@ from catalog.api.idempotency import idempotency_key
 from catalog.api.limits import RequestLimitsMiddleware
 from catalog.api.methods import OptionsMiddleware, PathMethods, method_not_allowed_handler
 from catalog.api.middleware import RequestIdMiddleware
+from catalog.api.mounts import redirect_mount_roots
 from catalog.api.openapi import Documented, install_openapi
 from catalog.api.responses import ORJSONResponse
 from catalog.api.routes import auth, health, items, tags, users
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         from catalog.admin import mount_admin  # sqladmin is imported only when it is on
 
         mount_admin(app, settings)
+    redirect_mount_roots(app)
     install_openapi(
         app,
         Documented(
