@@ -248,12 +248,12 @@ async def test_docs_are_on_by_default(client: httpx.AsyncClient) -> None:
 # --- OPTIONS and 405 ---------------------------------------------------------------------------
 
 ALLOW = {
-    "/items": "GET, OPTIONS, POST",
-    "/items/1": "DELETE, GET, OPTIONS, PATCH, PUT",
-    "/users/me": "GET, OPTIONS, PATCH",
-    "/users/1": "DELETE, GET, OPTIONS, PATCH",
+    "/items": "GET, HEAD, OPTIONS, POST",
+    "/items/1": "DELETE, GET, HEAD, OPTIONS, PATCH, PUT",
+    "/users/me": "GET, HEAD, OPTIONS, PATCH",
+    "/users/1": "DELETE, GET, HEAD, OPTIONS, PATCH",
     "/tags/x": "DELETE, OPTIONS",
-    "/health": "GET, OPTIONS",
+    "/health": "GET, HEAD, OPTIONS",
 }
 
 

@@ -22,7 +22,12 @@ from catalog.api.errors import install_error_handlers
 from catalog.api.hosts import AllowedHostsMiddleware
 from catalog.api.idempotency import idempotency_key
 from catalog.api.limits import RequestLimitsMiddleware
-from catalog.api.methods import OptionsMiddleware, PathMethods, method_not_allowed_handler
+from catalog.api.methods import (
+    HeadMiddleware,
+    OptionsMiddleware,
+    PathMethods,
+    method_not_allowed_handler,
+)
 from catalog.api.middleware import RequestIdMiddleware
 from catalog.api.mounts import redirect_mount_roots
 from catalog.api.openapi import Documented, install_openapi
@@ -166,6 +171,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     )
     if settings.database_replica_urls:
         app.add_middleware(ConsistencyTokenMiddleware)
+    app.add_middleware(HeadMiddleware, methods=methods)
     app.add_middleware(OptionsMiddleware, methods=methods)
     app.add_middleware(
         RequestLimitsMiddleware,
