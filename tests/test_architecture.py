@@ -161,3 +161,16 @@ def test_the_admin_check_itself_sees_a_write() -> None:
         "async def f(session):\n    session.add(x)\n    await session.commit()\n"
     )
     assert len(admin_writes(tree)) == 3
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_every_module_stays_small() -> None:
+    """One job per module, and a newcomer reads one at a sitting: at most 400 lines."""
+    too_long = {
+        str(path.relative_to(PACKAGE)): length
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (length := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert too_long == {}
