@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Client generators: openapi-python-client in a venv of its own, openapi-ts from npm.
+TOOLS_STAMP := $(VENV)/tools/.installed-stamp
+NODE_STAMP  := clients/typescript/node_modules/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test test-pgbouncer lint typecheck check migrate bench clean lock infra cluster
+.PHONY: install clients clients-tools run test test-pgbouncer lint typecheck check migrate bench clean lock infra cluster
 
 install: $(STAMP)
 
@@ -15,6 +18,24 @@ $(STAMP): pyproject.toml requirements/dev.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+$(TOOLS_STAMP): requirements/clients.lock $(STAMP)
+	test -x $(VENV)/tools/bin/python || $(PYTHON) -m venv $(VENV)/tools
+	$(VENV)/tools/bin/python -m pip install -q --disable-pip-version-check -r requirements/clients.lock
+	touch $(TOOLS_STAMP)
+
+# Node.js (>= 20.19) comes with the machine or Debian; without it the TypeScript client's
+# tests skip off CI and fail on CI, saying so.
+$(NODE_STAMP): clients/typescript/package-lock.json
+	if command -v npm >/dev/null; then \
+	  cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && touch $(CURDIR)/$(NODE_STAMP); \
+	else echo "npm not found: the TypeScript client cannot be generated or tested"; fi
+
+clients-tools: $(TOOLS_STAMP) $(NODE_STAMP)
+
+## Regenerate the typed clients in clients/ from the API's OpenAPI document.
+clients: clients-tools
+	$(BIN)/python -m clients.generate
 
 ## Start the API on http://$(HOST):$(PORT) (SQLite ./catalog.db unless DATABASE_URL is set).
 run: $(STAMP)
@@ -25,7 +46,7 @@ migrate: $(STAMP)
 	$(BIN)/catalog db upgrade
 
 ## The whole suite, on SQLite and PostgreSQL (TEST_POSTGRES_URL, default the local server).
-test: $(STAMP)
+test: $(STAMP) clients-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) test-pgbouncer
 
@@ -34,8 +55,8 @@ test-pgbouncer: $(STAMP)
 	TEST_DATABASE_POOLER=transaction $(BIN)/pytest tests/api -k postgresql -p no:randomly $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench deploy
-	$(BIN)/ruff format --check src tests bench deploy
+	$(BIN)/ruff check src tests bench deploy clients
+	$(BIN)/ruff format --check src tests bench deploy clients
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -57,6 +78,8 @@ cluster: $(STAMP) infra
 lock:
 	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip compile pyproject.toml --extra dev \
 		--python-version 3.11 -o requirements/dev.lock
+	$(PYTHON) -m uv pip compile requirements/clients.in --python-version 3.11 \
+		-o requirements/clients.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

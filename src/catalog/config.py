@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # behind it; waiting for another instance's migration is bounded separately.
     migration_lock_timeout_ms: int = Field(default=5000, ge=0)
     migration_wait_timeout_s: int = Field(default=300, ge=1)
+    # `catalog serve` on a database a newer release migrated: refuse, or serve (a previous
+    # release's instance during a rolling upgrade, on an expand-only schema).
+    unknown_schema_revision: Literal["refuse", "serve"] = "refuse"
     # The whole request, from the first byte to the response (a backstop for waits the
     # database cannot time out, e.g. a frozen server).
     request_timeout: float = Field(default=10.0, gt=0)

@@ -1,4 +1,5 @@
-"""The `catalog` command line: `serve`, `db ...`, `users ...`, `seed`, `export`, `import`."""
+"""The `catalog` command line: `serve`, `db ...`, `users ...`, `seed`, `export`, `import`,
+`openapi`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import typer
 
 from catalog.cli import db, users
 from catalog.cli.common import CatalogGroup
+from catalog.cli.openapi import openapi
 from catalog.cli.seed import seed
 from catalog.cli.serve import serve
 from catalog.cli.transfer import export_command, import_command
@@ -22,6 +24,7 @@ app.command()(serve)
 app.command()(seed)
 app.command(name="export")(export_command)
 app.command(name="import")(import_command)
+app.command()(openapi)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 

@@ -51,6 +51,7 @@ def serve(
     settings.signing_key()  # creates the development key once, before workers race for it
     from catalog.api.app import BOOTSTRAPPED_ENV  # late: only `serve` needs the app
 
+    _refuse_unknown_schema(settings)
     if settings.first_superuser_email is not None:
         # Once, here, before any worker starts: a start that cannot succeed fails now,
         # with one line and a non-zero exit, instead of in every worker.
@@ -98,6 +99,34 @@ def serve(
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=list(settings.trusted_proxies) or None,
         )
+
+
+def _refuse_unknown_schema(settings: Settings) -> None:
+    """Refuse to serve a database a newer release migrated (its revision is unknown here).
+
+    Unless UNKNOWN_SCHEMA_REVISION=serve: the previous release's instances during a rolling
+    upgrade, on a schema made compatible with them (expand, then contract). A database
+    that is down now is not checked: the service starts, answers 503 until it is back.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from catalog.db.errors import is_unavailable
+    from catalog.migrations import runner
+
+    try:
+        unknown = runner.unknown_revisions(settings)
+    except Exception as error:
+        # psycopg's refused or failed connection carries no SQLSTATE: OperationalError.
+        if is_unavailable(error) or isinstance(error, OperationalError):
+            return
+        raise
+    if not unknown:
+        return
+    message = runner.unknown_revision_message(unknown)
+    if settings.unknown_schema_revision == "serve":
+        typer.secho(f"warning: {message}; serving anyway (UNKNOWN_SCHEMA_REVISION=serve)", err=True)
+        return
+    fail(f"{message} (or set UNKNOWN_SCHEMA_REVISION=serve if the schema is compatible)")
 
 
 def _bootstrap(settings: Settings, wait: float) -> None:

@@ -16,6 +16,9 @@ down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# A migration-lint (squawk) finding accepted here needs a reason (README, Shipping a
+# schema change): SQUAWK_IGNORE = {"rule-name": "why it is safe here"}
+
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
