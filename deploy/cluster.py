@@ -22,7 +22,8 @@ from types import FrameType
 import httpx
 import psycopg
 
-from deploy.patroni import PatroniCluster
+from deploy.patroni import DCS_SETTINGS, PatroniCluster
+from deploy.pgbackrest import BackRestRepository, with_archiving
 from deploy.pgbouncer import DEFAULT_IGNORED_STARTUP_PARAMETERS, PgBouncer
 from deploy.ports import HOST
 from deploy.procs import Process, private_dir, remove_dir
@@ -44,6 +45,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m deploy.cluster", description=__doc__)
     parser.add_argument("--with-service", action="store_true", help="also run `catalog serve`")
     parser.add_argument("--service-port", type=int, default=8000, help="the API's port")
+    parser.add_argument(
+        "--no-backups",
+        action="store_true",
+        help="skip pgBackRest (continuous WAL archiving and a full base backup)",
+    )
     parser.add_argument(
         "--service-via",
         choices=["haproxy", "pgbouncer"],
@@ -93,6 +99,12 @@ def _start_service(stack: ExitStack, database_url: str, port: int) -> str:
     return base_url
 
 
+def _repository(stack: ExitStack) -> BackRestRepository:
+    repository = BackRestRepository()
+    stack.callback(repository.close)
+    return repository
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -118,8 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as stack:
         try:
             _log("starting etcd, 3 Patroni nodes and HAProxy...")
-            cluster = stack.enter_context(PatroniCluster())
+            repository = None if args.no_backups else _repository(stack)
+            dcs = DCS_SETTINGS if repository is None else with_archiving(DCS_SETTINGS, repository)
+            cluster = PatroniCluster(dcs_settings=dcs)
+            if repository is not None:
+                repository.attach([(n.data_dir, n.pg_port, n.dir) for n in cluster.nodes])
+            stack.enter_context(cluster)
             _create_database(cluster)
+            if repository is not None:
+                _log("pgBackRest: creating the stanza and a full base backup...")
+                repository.create_stanza()
+                repository.backup("full")
             bouncer = stack.enter_context(
                 PgBouncer(
                     cluster.haproxy.write_port,
@@ -140,6 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"patronictl:             patronictl -c {cluster.nodes[0].config_path} list",
                 f"configs and logs:       {cluster.dir}, {bouncer.dir}",
             ]
+            if repository is not None:
+                config = f"--config={repository.config_path} --stanza=catalog"
+                lines += [
+                    f"WAL archive + backups:  {repository.dir / 'repo'}   (pgBackRest)",
+                    f"  list (as postgres):   pgbackrest {config} info",
+                    f"  new base backup:      pgbackrest {config} backup",
+                ]
             if args.with_service:
                 url = bouncer.url(DATABASE)
                 if args.service_via == "haproxy":

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `make infra`: the Debian packages the real-infrastructure tests and `make cluster` run
-# (PostgreSQL 15 comes with the machine), and Chromium for the admin UI's browser tests
+# (PostgreSQL 15 comes with the machine; pgbackrest archives its WAL and takes base
+# backups), and Chromium for the admin UI's browser tests
 # (driven by Playwright through /usr/bin/chromium: Playwright's own browser download is
 # not available here). Installed only when missing, without letting the
 # packages start their own daemons on the default ports (pgbouncer 6432, etcd 2379/2380,
 # haproxy): our code starts private instances on free ports instead.
 set -euo pipefail
 
-PACKAGES=(pgbouncer patroni etcd-server haproxy chromium)
+PACKAGES=(pgbouncer patroni etcd-server haproxy pgbackrest chromium)
 SERVICES=(pgbouncer patroni etcd haproxy)  # chromium starts no daemon
 
 missing=()

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # `catalog serve` on a database a newer release migrated: refuse, or serve (a previous
     # release's instance during a rolling upgrade, on an expand-only schema).
     unknown_schema_revision: Literal["refuse", "serve"] = "refuse"
+    # `catalog db upgrade` backs the database up first (auto: when ENVIRONMENT=production)
+    # into this directory, and refuses to migrate if that backup fails.
+    migration_backup: Literal["auto", "always", "never"] = "auto"
+    migration_backup_dir: Path = Path("backups")
     # The whole request, from the first byte to the response (a backstop for waits the
     # database cannot time out, e.g. a frozen server).
     request_timeout: float = Field(default=10.0, gt=0)

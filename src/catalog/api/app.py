@@ -36,6 +36,7 @@ from catalog.api.openapi import Documented, install_openapi
 from catalog.api.responses import ORJSONResponse
 from catalog.api.routes import auth, health, items, tags, users
 from catalog.api.security_headers import SecurityHeadersMiddleware
+from catalog.backup.marker import refuse_to_serve_incomplete_restore
 from catalog.config import Settings, get_settings
 from catalog.cursors import CursorCodec
 from catalog.db.database import Database
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         db = database or Database.from_settings(settings)
         app.state.database = db
         try:
+            # Never serve the data of a restore that did not finish (catalog.backup).
+            await refuse_to_serve_incomplete_restore(db.engine)
             # Without a first superuser to create, nothing here needs the database: the
             # service starts while it is down, answers 503, and serves once it is back.
             if os.environ.get(BOOTSTRAPPED_ENV) != "1":

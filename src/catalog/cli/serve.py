@@ -49,6 +49,7 @@ def serve(
     # Validate now, in one process with a readable error, rather than in every worker.
     settings = get_settings()
     settings.signing_key()  # creates the development key once, before workers race for it
+    _refuse_incomplete_restore(settings)
     from catalog.api.app import BOOTSTRAPPED_ENV  # late: only `serve` needs the app
 
     _refuse_unknown_schema(settings)
@@ -158,3 +159,22 @@ def _bootstrap(settings: Settings, wait: float) -> None:
         if not is_unavailable(error):
             raise
         fail(f"cannot create the first superuser: the database is unavailable ({error})")
+
+
+def _refuse_incomplete_restore(settings: Settings) -> None:
+    """One clear line, before any worker starts, if a restore into the database never finished."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from catalog.backup import RestoreIncompleteError, refuse_incomplete_restore
+    from catalog.db.engine import create_sync_engine
+
+    engine = create_sync_engine(settings)
+    try:
+        with engine.connect() as connection:
+            refuse_incomplete_restore(connection)
+    except RestoreIncompleteError as error:
+        fail(f"not serving: {error.detail}")
+    except (SQLAlchemyError, OSError):
+        pass  # unreachable now: the app checks again as it starts, and answers 503 until then
+    finally:
+        engine.dispose()
