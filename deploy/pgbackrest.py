@@ -81,7 +81,9 @@ class BackRestRepository:
     def command(self, *args: str, timeout: float = TIMEOUT) -> str:
         """Run `pgbackrest ARGS` for this stanza, as the service user; its output."""
         return run(
-            [self.binary, self._config_option(), f"--stanza={STANZA}", *args], timeout=timeout
+            [self.binary, self._config_option(), f"--stanza={STANZA}", *args],
+            cwd=self.dir,
+            timeout=timeout,
         )
 
     def create_stanza(self) -> None:

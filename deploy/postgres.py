@@ -131,6 +131,7 @@ class PostgresInstance(Service):
                 "C.UTF-8",
                 "--no-sync",  # a throwaway cluster: skip the fsync of every new file
             ],
+            cwd=self.base_dir,
             timeout=120,
         )
         (self.data_dir / "pg_hba.conf").write_text(HBA)
@@ -327,6 +328,7 @@ class PostgresInstance(Service):
                 replica.slot,
                 "--no-sync",
             ],
+            cwd=replica.base_dir,
             timeout=120,
         )
         if start:

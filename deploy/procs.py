@@ -1,9 +1,12 @@
 """Server processes: started in their own process group, waited for with bounds, always ended.
 
 PostgreSQL, PgBouncer and Patroni refuse to run as root, so when we are root every server
-runs as the `postgres` system user, in temp dirs it owns. Each `Process` keeps its output in
-a log file whose tail is quoted in every error; `atexit` ends whatever a crash or a missing
-`close()` left running.
+runs as the `postgres` system user, in temp dirs it owns. Every program started here also
+*works* in such a dir (`run(cwd=...)`, `Process(cwd=...)`, by default the dir of its log):
+never in the caller's working directory, which the `postgres` user may not be allowed to
+enter (a clone under a mode-700 directory; HAProxy then refuses to start). Each `Process`
+keeps its output in a log file whose tail is quoted in every error; `atexit` ends whatever a
+crash or a missing `close()` left running.
 """
 
 from __future__ import annotations
@@ -113,12 +116,16 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def run(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None) -> str:
-    """Run a command to completion as the service user; its output, or RuntimeError with it."""
+def run(
+    argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> str:
+    """Run a command to completion as the service user, in `cwd` (a dir it owns); its output,
+    or RuntimeError with it."""
     user, groups = _identity(True)
     try:
         done = subprocess.run(
             list(argv),
+            cwd=cwd,
             env=_service_env(env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -272,9 +279,9 @@ class Service:
 class Process:
     """One long-running server, the leader of its own process group.
 
-    `start()` launches it with its output going to `log_path`; `stop()` signals the whole group
-    and waits for it to be gone (SIGKILL after the timeout). An atexit hook stops it if the
-    owner never does.
+    `start()` launches it with its output going to `log_path`, in `cwd` (default: the dir of
+    `log_path`, the server's own temp dir); `stop()` signals the whole group and waits for it
+    to be gone (SIGKILL after the timeout). An atexit hook stops it if the owner never does.
     """
 
     def __init__(
@@ -294,7 +301,7 @@ class Process:
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env or {})
-        self.cwd = cwd
+        self.cwd = cwd if cwd is not None else log_path.parent
         self._popen: subprocess.Popen[bytes] | None = None
         self._log_start = 0  # where this start's output begins in the (appended) log
 

@@ -219,3 +219,16 @@ def test_the_settings_check_itself_reads_the_table_and_sees_a_missing_reference(
     assert referenced("TRUSTED_PROXIES", sources)
     assert not referenced("DB_MAX_OVERFLOW", sources)
     assert not referenced("DB_POOL", sources)  # whole names only
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_every_module_stays_small() -> None:
+    """One job per module, and a newcomer reads one at a sitting: at most 400 lines."""
+    too_long = {
+        str(path.relative_to(PACKAGE)): length
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (length := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert too_long == {}

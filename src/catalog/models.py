@@ -65,6 +65,10 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(code_point_string(EMAIL_MAX_LENGTH), unique=True, index=True)
     hashed_password: Mapped[str] = mapped_column(String(PASSWORD_HASH_MAX_LENGTH))
+    # The hash that tokens' credential stamps are made from, when the password was re-hashed
+    # (new argon2 parameters) since it was set; NULL: `hashed_password` itself. A re-hash
+    # keeps every session; setting a password clears it, which ends them.
+    stamp_basis: Mapped[str | None] = mapped_column(String(PASSWORD_HASH_MAX_LENGTH))
     full_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())

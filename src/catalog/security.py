@@ -132,11 +132,28 @@ async def verify_password_or_dummy_async(password: str, hashed: str | None) -> b
     return await _pool.run(verify_password_or_dummy, password, hashed)
 
 
+def verify_and_update_or_dummy(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    """`verify_password_or_dummy`, and a new hash of `password` with the current parameters
+    when it matches a hash made with other ones (pwdlib's `verify_and_update`), else None."""
+    if hashed is None:
+        return verify_password_or_dummy(password, None), None
+    return _password_hash.verify_and_update(password, hashed)
+
+
+async def verify_and_update_or_dummy_async(
+    password: str, hashed: str | None
+) -> tuple[bool, str | None]:
+    """`verify_and_update_or_dummy` in the hashing pool (ServiceUnavailableError when full)."""
+    return await _pool.run(verify_and_update_or_dummy, password, hashed)
+
+
 def credential_stamp(hashed_password: str, key: str) -> str:
     """A short keyed fingerprint of the stored password hash, carried in tokens.
 
     A new password gives a new hash, hence a new stamp: tokens issued before the change
-    stop authenticating. Keyed (HMAC), so a token reveals nothing checkable offline.
+    stop authenticating. Keyed (HMAC), so a token reveals nothing checkable offline. A
+    re-hash of the same password (new parameters, at login) is not a change: the account
+    keeps the old hash as its `stamp_basis`, and every open session stays valid.
     """
     digest = hmac.new(key.encode(), hashed_password.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:12]).decode()

@@ -224,13 +224,14 @@ async def test_idle_rows_are_purged(
 def gated_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Make every password check wait for the returned event (a slow hash, on demand)."""
     gate = threading.Event()
-    real = security.verify_password_or_dummy
+    for name in ("verify_password_or_dummy", "verify_and_update_or_dummy"):  # login: the 2nd
+        real = getattr(security, name)
 
-    def slow(password: str, hashed: str | None) -> bool:
-        gate.wait(timeout=10)
-        return real(password, hashed)
+        def slow(password: str, hashed: str | None, real: Any = real) -> Any:
+            gate.wait(timeout=10)
+            return real(password, hashed)
 
-    monkeypatch.setattr(security, "verify_password_or_dummy", slow)
+        monkeypatch.setattr(security, name, slow)
     yield gate
     gate.set()
 

@@ -309,3 +309,35 @@ def test_a_restore_rebuilds_every_index_and_constraint(
     phases.clear()
     import_bytes(target, exported, progress=Recorder())
     assert phases == ["import"]  # not into a table with rows
+
+
+def test_an_imported_password_ends_sessions_a_rehash_had_kept(
+    source: Engine, new_engine: EngineFactory
+) -> None:
+    """`users.stamp_basis` (kept across a login's re-hash) is cleared when an import sets
+    another password hash, and kept when the import writes the same hash."""
+    exported = export_bytes(source)
+    target = new_engine()
+    import_bytes(target, exported)
+    with target.begin() as connection:
+        for email in ("ada@example.com", "bob@example.com"):
+            connection.execute(
+                update(User).where(User.email == email).values(stamp_basis="$argon2id$older")
+            )
+        # ada changes something else (the import restores it, with the same hash);
+        # bob's password was re-hashed since the export (the import restores the old hash).
+        connection.execute(
+            update(User).where(User.email == "ada@example.com").values(full_name="Changed")
+        )
+        connection.execute(
+            update(User)
+            .where(User.email == "bob@example.com")
+            .values(hashed_password=hash_password("bob-password"))
+        )
+
+    import_bytes(target, exported)
+
+    with target.connect() as connection:
+        bases = dict(connection.execute(select(User.email, User.stamp_basis)).tuples().all())
+    assert bases["ada@example.com"] == "$argon2id$older"
+    assert bases["bob@example.com"] is None

@@ -37,7 +37,7 @@ REFUSED = "CSRF token missing or invalid: reload the page and try again."
 
 # Only what the package serves: its own CSS, scripts and fonts, and inline SVG images.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; font-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
 )

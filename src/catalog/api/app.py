@@ -18,12 +18,20 @@ from catalog.api.conditional import if_match
 from catalog.api.consistency import LSN_HEADER, ConsistencyTokenMiddleware
 from catalog.api.deadline import DeadlineMiddleware
 from catalog.api.deps import get_current_user, get_reading_unit_of_work, get_unit_of_work
+from catalog.api.docs import PAGES as DOCS_PAGES
+from catalog.api.docs import install_docs
 from catalog.api.errors import install_error_handlers
 from catalog.api.hosts import AllowedHostsMiddleware
 from catalog.api.idempotency import idempotency_key
 from catalog.api.limits import RequestLimitsMiddleware
-from catalog.api.methods import OptionsMiddleware, PathMethods, method_not_allowed_handler
+from catalog.api.methods import (
+    HeadMiddleware,
+    OptionsMiddleware,
+    PathMethods,
+    method_not_allowed_handler,
+)
 from catalog.api.middleware import RequestIdMiddleware
+from catalog.api.mounts import redirect_mount_roots
 from catalog.api.openapi import Documented, install_openapi
 from catalog.api.responses import ORJSONResponse
 from catalog.api.routes import auth, health, items, tags, users
@@ -113,8 +121,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
         openapi_url="/openapi.json" if docs else None,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # served offline by `install_docs`
+        redoc_url=None,
         # Its redirect would be built from the Host header; paths have one spelling.
         redirect_slashes=False,
         telemetry=tracing.fastapi_telemetry(tracer_provider),
@@ -137,10 +145,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Routers are matched in order (FastAPI keeps included routers nested): hottest first.
     for module in (items, tags, users, auth, health):
         app.include_router(module.router)
+    if docs:
+        install_docs(app, openapi_url="/openapi.json")
     if settings.admin:
         from catalog.admin import mount_admin  # sqladmin is imported only when it is on
 
         mount_admin(app, settings)
+    redirect_mount_roots(app)
     install_openapi(
         app,
         Documented(
@@ -167,6 +178,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     )
     if settings.database_replica_urls:
         app.add_middleware(ConsistencyTokenMiddleware)
+    app.add_middleware(HeadMiddleware, methods=methods)
     app.add_middleware(OptionsMiddleware, methods=methods)
     app.add_middleware(
         RequestLimitsMiddleware,
@@ -207,6 +219,6 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     observe.install(app, settings)
     app.add_middleware(RequestIdMiddleware)
     # Outermost: even the last-resort 500 carries the security headers.
-    docs_paths = ("/docs", "/docs/oauth2-redirect", "/redoc") if settings.docs_enabled else ()
+    docs_paths = DOCS_PAGES if settings.docs_enabled else ()
     own = ("/admin",) if settings.admin else ()  # the admin UI sets its own policy
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths, own_policy_prefixes=own)

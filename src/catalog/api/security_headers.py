@@ -1,10 +1,11 @@
 """Security headers on every response (pure ASGI; the header list is built once).
 
 JSON gets a Content-Security-Policy that allows nothing (`default-src 'none'`) and may not
-be framed; the interactive docs pages get one that allows what they load (Swagger UI and
-ReDoc from their CDN, the inline script that starts them) and nothing more. Mounted apps
-with pages of their own (the admin UI) set their own policy and framing rules: they get
-only the common headers, since a second, stricter policy would block their pages.
+be framed; the interactive docs pages set their own (`api/docs.py`: assets from the service
+only, the inline start-up script by a per-response nonce), so they get only the common
+headers here. Mounted apps with pages of their own (the admin UI) set their own policy and
+framing rules: they get only the common headers, since a second, stricter policy would
+block their pages.
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from catalog.api.asgi import adding_headers
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-DOCS_POLICY = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
-)
 _COMMON = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -51,7 +46,7 @@ class SecurityHeadersMiddleware:
         self.docs_paths = frozenset(docs_paths)
         self.own_policy_prefixes = own_policy_prefixes
         self.api_headers = _headers(API_POLICY)
-        self.docs_headers = _headers(DOCS_POLICY)
+        self.docs_headers = list(_COMMON)  # the pages set their policy (with a nonce)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

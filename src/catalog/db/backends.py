@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -39,6 +38,12 @@ from catalog.db.errors import (
     DatabaseUnavailableError,
     is_unavailable,
     refused_as_standby,
+)
+from catalog.db.pg_connections import (
+    PLANNER_SETTINGS,
+    asyncpg_connect_args,
+    psycopg_connect_args,
+    session_settings,
 )
 from catalog.db.types import unicode_lower
 from catalog.db.urls import resolve_urls
@@ -111,7 +116,7 @@ class PostgreSQL(Backend):
             "pool_recycle": settings.db_pool_recycle,
         }
         urls = resolve_urls(settings.database_url)
-        args = _asyncpg_connect_args(settings) if asynchronous else _psycopg_connect_args(settings)
+        args = asyncpg_connect_args(settings) if asynchronous else psycopg_connect_args(settings)
         # What DATABASE_URL says explicitly wins over the settings' defaults.
         given = (urls.async_url if asynchronous else urls.sync_url).query
         options["connect_args"] = {k: v for k, v in args.items() if k not in given}
@@ -314,58 +319,6 @@ def _as_sqlalchemy_error(
     if isinstance(error, asyncpg.InternalClientError):
         return DatabaseUnavailableError(f"the connection broke: {error}")
     return error
-
-
-PLANNER_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
-
-
-def session_settings(settings: Settings) -> dict[str, str]:
-    """The PostgreSQL settings every API connection works under."""
-    # JIT compilation and parallel workers only slow the short statements an OLTP API
-    # sends (a parallel plan for a filtered page measured 30x slower).
-    values = dict(PLANNER_SETTINGS)
-    if settings.db_statement_timeout_ms:
-        values["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    if settings.db_lock_timeout_ms:
-        values["lock_timeout"] = str(settings.db_lock_timeout_ms)
-    return values
-
-
-def _asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
-    statement_ms = settings.db_statement_timeout_ms
-    args: dict[str, Any] = {
-        "timeout": settings.db_connect_timeout,
-        # The server enforces statement_timeout; this client-side bound (a little later)
-        # also ends a wait on a server that cannot answer at all (frozen, partitioned),
-        # and is the bound behind a pooler, which cannot pass the setting at connect.
-        "command_timeout": statement_ms / 1000 + 1 if statement_ms else None,
-    }
-    if settings.database_pooler == "none":
-        args["server_settings"] = session_settings(settings)
-    # Behind a pooler no startup parameter gets through (PgBouncer refuses the login):
-    # the planner settings come from `catalog db tune` (ALTER DATABASE ... SET), the time
-    # bounds from command_timeout and, in transactions, SET LOCAL (see `configure`).
-    if settings.database_pooler == "transaction":
-        # Consecutive statements may reach different server connections: no prepared
-        # statement outlives its statement (asyncpg's cache off, SQLAlchemy's statements
-        # uniquely named so two clients' never collide on one server connection).
-        args["statement_cache_size"] = 0
-        args["prepared_statement_cache_size"] = 0
-        args["prepared_statement_name_func"] = _unique_statement_name
-    return args
-
-
-def _unique_statement_name() -> str:
-    return f"__catalog_{uuid.uuid4().hex}__"
-
-
-def _psycopg_connect_args(settings: Settings) -> dict[str, Any]:
-    args: dict[str, Any] = {"connect_timeout": max(1, round(settings.db_connect_timeout))}
-    if settings.cli_statement_timeout_ms and settings.database_pooler == "none":
-        args["options"] = f"-c statement_timeout={settings.cli_statement_timeout_ms}"
-    if settings.database_pooler == "transaction":
-        args["prepare_threshold"] = None  # psycopg's server-side prepared statements off
-    return args
 
 
 class SQLite(Backend):

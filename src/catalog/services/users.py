@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, bindparam, delete, insert, select, update
+from sqlalchemy import Integer, String, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.db.compiled import CompiledQuery
@@ -33,6 +33,7 @@ from catalog.security import (
     TokenClaims,
     hash_password_async,
     stamp_matches,
+    verify_and_update_or_dummy_async,
     verify_password_or_dummy_async,
 )
 from catalog.services.login_throttle import LoginAttempt, LoginPolicy
@@ -85,10 +86,11 @@ class AuthenticatedUser(Principal):
 
 
 class Credentials(NamedTuple):
-    """A successful login: whom to issue a token for, and the hash its stamp binds to."""
+    """A successful login: whom to issue a token for, and the hash its stamp binds to
+    (the account's `stamp_basis`: a re-hash at login does not change it)."""
 
     user_id: int
-    hashed_password: str
+    stamp_basis: str
 
 
 def to_user_read(row: Mapping[Any, Any]) -> UserRead:
@@ -108,9 +110,25 @@ def _by_id() -> Any:
 
 
 _USER = CompiledQuery(select(*USER_COLUMNS).where(_by_id()))
-_TOKEN_USER = CompiledQuery(select(*USER_COLUMNS, User.hashed_password).where(_by_id()))
+_TOKEN_USER = CompiledQuery(
+    select(*USER_COLUMNS, User.hashed_password, User.stamp_basis).where(_by_id())
+)
 _LOGIN = CompiledQuery(
-    select(User.id, User.hashed_password, User.is_active).where(User.email == bindparam("email"))
+    select(User.id, User.hashed_password, User.stamp_basis, User.is_active).where(
+        User.email == bindparam("email")
+    )
+)
+# A re-hash at login: only if the hash is still the one verified (not a password changed
+# meanwhile); the stamps stay those of the first hash. No new version: the account as the
+# API shows it did not change.
+_OLD_HASH = bindparam("old_hash", type_=String)
+_REHASH = CompiledQuery(
+    update(User)
+    .where(_by_id(), User.hashed_password == _OLD_HASH)
+    .values(
+        hashed_password=bindparam("new_hash"),
+        stamp_basis=func.coalesce(User.stamp_basis, _OLD_HASH),
+    )
 )
 _PASSWORD = CompiledQuery(select(User.email, User.hashed_password).where(_by_id()))
 _ID_BY_EMAIL = CompiledQuery(select(User.id).where(User.email == bindparam("email")))
@@ -229,7 +247,7 @@ async def current_user(uow: UnitOfWork, claims: TokenClaims, key: str) -> Authen
     """
     user_id = claims.user_id
     row = await uow.fetch_one(_TOKEN_USER, user_id=user_id) if is_valid_id(user_id) else None
-    if row is None or not stamp_matches(claims, row["hashed_password"], key):
+    if row is None or not stamp_matches(claims, _stamp_basis(row), key):
         raise AuthenticationError(INVALID_TOKEN)
     if not row["is_active"]:
         raise PermissionDeniedError(INACTIVE)
@@ -260,7 +278,8 @@ async def authenticate(
         raise AuthenticationError(INVALID_LOGIN)
     row = await uow.fetch_one(_LOGIN, email=email)
     hashed = row["hashed_password"] if row is not None else None
-    if not await verify_password_or_dummy_async(password, hashed) or row is None:
+    valid, rehashed = await verify_and_update_or_dummy_async(password, hashed)
+    if not valid or row is None:
         await attempt.failed(uow)
         login_failed.emit("invalid_credentials")
         raise AuthenticationError(INVALID_LOGIN)
@@ -268,7 +287,15 @@ async def authenticate(
     if not row["is_active"]:
         login_failed.emit("inactive")
         raise PermissionDeniedError(INACTIVE)
-    return Credentials(row["id"], row["hashed_password"])
+    if rehashed is not None:  # made with older argon2 parameters: store today's
+        await uow.write(_REHASH, user_id=row["id"], old_hash=hashed, new_hash=rehashed)
+    return Credentials(row["id"], _stamp_basis(row))
+
+
+def _stamp_basis(row: Mapping[Any, Any]) -> str:
+    """What the account's credential stamp is made from (see `User.stamp_basis`)."""
+    basis: str | None = row["stamp_basis"]
+    return basis if basis is not None else row["hashed_password"]
 
 
 async def update_own_account(
@@ -327,6 +354,7 @@ async def update_user(
     values = dict(changes)
     if "password" in values:
         values["hashed_password"] = await hash_password_async(values.pop("password"))
+        values["stamp_basis"] = None  # a new password: earlier tokens and sessions end
     row = None
     if expected != ():  # () names no version that can match
         query = _update(frozenset(values), len(expected or ()))

@@ -43,8 +43,10 @@ from sqlalchemy import (
     MetaData,
     Table,
     bindparam,
+    case,
     delete,
     exists,
+    null,
     or_,
     select,
     true,
@@ -216,9 +218,13 @@ class Merger:
         )
         statement = self.insert(users).from_select(["email", "hashed_password", *kept], source)
         updated = [*kept, "hashed_password"] if with_password else kept
+        values: dict[str, Any] = {name: statement.excluded[name] for name in updated}
+        if with_password:  # another password ends the account's sessions (models.User)
+            same = users.c.hashed_password == statement.excluded.hashed_password
+            values["stamp_basis"] = case((same, users.c.stamp_basis), else_=null())
         return statement.on_conflict_do_update(
             index_elements=[users.c.email],
-            set_={name: statement.excluded[name] for name in updated},
+            set_=values,
             where=_where_any_differs(users, statement.excluded, updated),
         )
 
