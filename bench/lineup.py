@@ -147,4 +147,6 @@ def servers(
         if not args.skip_by_hand:
             # FastAPI by hand (issue 15): the same pool, SQL and JSON as the baseline.
             lineup[report.BY_HAND] = Server(report.BY_HAND, BY_HAND_APP, baseline_env, workers)
+    for server in lineup.values():
+        server.server = getattr(args, "server", "uvicorn")
     return lineup

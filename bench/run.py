@@ -66,6 +66,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the dataset")
     parser.add_argument("--skip-baseline", action="store_true", help="load the service only")
     parser.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="what serves every app: uvicorn (uvloop + httptools) or Granian (issue 15)",
+    )
+    parser.add_argument(
         "--skip-by-hand",
         action="store_true",
         help="do not load fastapi-by-hand, FastAPI over asyncpg without guards (issue 15)",
@@ -179,8 +185,12 @@ def _describe(args: argparse.Namespace, ds: dataset.Dataset) -> report.RunReport
             f"wrk {args.threads} threads, {args.connections} connections"
             f" ({args.search_connections} for search), {args.warmup:g} s warm-up +"
             f" {args.duration:g} s measured per scenario and server, servers alternating;"
-            " uvicorn --loop uvloop --http httptools --no-access-log"
-            f" --workers {args.workers} (each server);"
+            + (
+                " uvicorn --loop uvloop --http httptools --no-access-log"
+                if args.server == "uvicorn"
+                else " granian --interface asgi --loop uvloop --no-ws"
+            )
+            + f" --workers {args.workers} (each server);"
             f" PostgreSQL session settings of the service (both): {args.server_settings};"
             + (
                 ""
