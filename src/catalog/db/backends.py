@@ -253,6 +253,7 @@ async def _give_back(pooled: Any) -> None:
         waiting_on = closing.send(None)
     except StopIteration:
         return
+
     async def rest() -> None:
         await _resumed(closing, waiting_on)
 
