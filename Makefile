@@ -9,7 +9,7 @@ NODE_STAMP  := clients/typescript/node_modules/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install clients clients-tools run test test-pgbouncer lint typecheck check migrate bench clean lock infra cluster
+.PHONY: install clients clients-tools run test test-pgbouncer lint typecheck check migrate bench profile clean lock infra cluster
 
 install: $(STAMP)
 
@@ -65,6 +65,10 @@ check: test lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## Where a request's CPU goes: py-spy over bench.floor (the service in-process), as a flame graph.
+profile: $(STAMP)
+	$(BIN)/py-spy record -o profile.svg -- $(BIN)/python -m bench.floor --apps service --rounds 9 $(PROFILE_ARGS)
 
 ## Debian packages for the real-infrastructure tests and `make cluster` (as root; no daemons).
 infra:

@@ -24,6 +24,7 @@ from bench import dataset, report
 from bench.servers import Server
 
 SERVICE_APP, BASELINE_APP = "catalog.api.app:create_app", "bench.baseline:create_app"
+BY_HAND_APP = "bench.by_hand:create_app"
 # Connections PostgreSQL keeps for others while the benchmark runs (psql, the harness's own).
 SPARE_CONNECTIONS = 10
 
@@ -44,7 +45,13 @@ def check_connections(args: argparse.Namespace, secret: str) -> None:
     holds up to workers x pool connections (the one through PgBouncer holds PgBouncer's,
     sized the same): more than max_connections would fail a run half-way.
     """
-    servers = 1 + (not args.skip_observed) + (not args.skip_baseline) + args.via_pgbouncer
+    servers = (
+        1
+        + (not args.skip_observed)
+        + (not args.skip_baseline)
+        + (not args.skip_baseline and not args.skip_by_hand)
+        + args.via_pgbouncer
+    )
     needed = servers * args.workers * pool_bounds(args.database_url, secret)[1]
     with psycopg.connect(dataset.conninfo(args.database_url), autocommit=True) as conn:
         row = conn.execute(
@@ -137,4 +144,9 @@ def servers(
             "BASELINE_SERVER_SETTINGS": orjson.dumps(args.server_settings).decode(),
         }
         lineup["baseline"] = Server("baseline", BASELINE_APP, baseline_env, workers)
+        if not args.skip_by_hand:
+            # FastAPI by hand (issue 15): the same pool, SQL and JSON as the baseline.
+            lineup[report.BY_HAND] = Server(report.BY_HAND, BY_HAND_APP, baseline_env, workers)
+    for server in lineup.values():
+        server.server = getattr(args, "server", "uvicorn")
     return lineup

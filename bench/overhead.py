@@ -66,7 +66,7 @@ def main() -> int:
     """Print the cost of each part, in µs of CPU per request."""
     work = Path(tempfile.mkdtemp(prefix="catalog-overhead-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(work)  # before prometheus-client loads
-    from catalog.api.observe import ObservedRequestsMiddleware
+    from catalog.api.middleware.observed import ObservedRequestsMiddleware
     from catalog.config import load_settings
     from catalog.logs import configure_logging
     from catalog.telemetry import exposition

@@ -17,7 +17,11 @@ SEARCH_P50_TARGET_MS = 20.0
 RSS_TARGET_MIB = 120.0
 OBSERVED = "service+obs"  # the service with metrics and JSON logs on (issue 9)
 VIA_PGBOUNCER = "service+pgbouncer"  # the service through PgBouncer, transaction mode (issue 10)
-SERVERS = ("service", OBSERVED, VIA_PGBOUNCER, "baseline")
+BY_HAND = "fastapi-by-hand"  # FastAPI routes over asyncpg, response models, no guards (issue 15)
+SERVERS = ("service", OBSERVED, VIA_PGBOUNCER, BY_HAND, "baseline")
+# Issue 15: the service (with metrics and JSON logs on) against fastapi-by-hand and the baseline.
+BY_HAND_TARGET = 1.0
+BASELINE_TARGETS = {"item": 0.6, "create": 0.6, "update": 0.6, "page": 0.8}
 COST_TARGET = 0.05  # metrics + JSON logs may cost at most 5% of requests/s
 
 
@@ -44,11 +48,12 @@ class RunReport:
             return None
         return 1 - runs[OBSERVED].rps / runs["service"].rps
 
-    def ratio(self, scenario: str) -> float | None:
+    def ratio(self, scenario: str, server: str = "service", to: str = "baseline") -> float | None:
+        """`server`'s req/s over `to`'s in this run's `scenario` (None: one is missing)."""
         runs = self.loads.get(scenario, {})
-        if "service" not in runs or "baseline" not in runs or not runs["baseline"].rps:
+        if server not in runs or to not in runs or not runs[to].rps:
             return None
-        return runs["service"].rps / runs["baseline"].rps
+        return runs[server].rps / runs[to].rps
 
 
 def machine() -> str:
@@ -74,9 +79,9 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 def _table(report: RunReport) -> list[str]:
     lines = [
-        "| scenario | server | conns | req/s | p50 ms | p99 ms | errors | ratio"
-        " | SQL/req | SA/req | trips/req | BEGIN/req |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| scenario | server | conns | req/s | p50 ms | p99 ms | errors | ratio | ÷ by-hand"
+        " | CPU µs/req | SQL/req | SA/req | trips/req | BEGIN/req |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for scenario in SCENARIOS:
         runs = report.loads.get(scenario.name)
@@ -87,7 +92,9 @@ def _table(report: RunReport) -> list[str]:
                 continue
             load = runs[server]
             counts = report.counts.get(server, {}).get(scenario.name)
-            ratio = report.ratio(scenario.name) if server == "service" else None
+            ours = server in ("service", OBSERVED, VIA_PGBOUNCER)
+            ratio = report.ratio(scenario.name, server) if server != "baseline" else None
+            by_hand = report.ratio(scenario.name, server, BY_HAND) if ours else None
             cells = [
                 scenario.name if server == SERVERS[0] or SERVERS[0] not in runs else "",
                 server,
@@ -97,6 +104,8 @@ def _table(report: RunReport) -> list[str]:
                 _num(load.p99_ms if load.requests else None, 2),
                 str(load.errors),
                 f"{ratio:.2f}x" if ratio is not None else "",
+                f"{by_hand:.2f}x" if by_hand is not None else "",
+                _num(load.cpu_us_per_request, 0),
                 _num(counts.executes if counts else None),
                 _num(counts.statements if counts else None),
                 _num(counts.round_trips if counts else None),
@@ -109,7 +118,10 @@ def _table(report: RunReport) -> list[str]:
 LEGEND = (
     "req/s, p50, p99: what wrk saw in the measured interval (requests slower than 5 s count as"
     " timeout errors and not in the latencies). errors: socket errors + HTTP statuses >= 400."
-    " ratio: service req/s / baseline req/s. service+obs: the same build with METRICS=on,"
+    " ratio: the server's req/s / baseline req/s; ÷ by-hand: / fastapi-by-hand req/s"
+    " (FastAPI routes over asyncpg with Pydantic response models, the baseline's SQL, no"
+    " guards). CPU µs/req: the server's CPU time over the requests served. service+obs:"
+    " the same build with METRICS=on,"
     " LOG_FORMAT=json, LOG_LEVEL=INFO, one access line per request and multiprocess metrics"
     " (service: METRICS=off, ACCESS_LOG=false, LOG_LEVEL=WARNING). Per request, counted"
     " in-process on the wire to"
@@ -238,12 +250,35 @@ def _targets(report: RunReport) -> list[str]:
             f"- q search p50 < {SEARCH_P50_TARGET_MS:.0f} ms at {report.connections['search']}"
             f" connections: {_verdict(p50 < SEARCH_P50_TARGET_MS)} ({p50:.2f} ms)"
         )
+    lines += _floor_targets(report)
     rss = report.rss_mib.get("service")
     measured_rss = ", ".join(f"{name} {_num(mib)} MiB" for name, mib in report.rss_mib.items())
     lines.append(
         f"- peak RSS < {RSS_TARGET_MIB:.0f} MiB per worker: "
         f"{_verdict(None if rss is None else rss < RSS_TARGET_MIB)} ({measured_rss})"
     )
+    return lines
+
+
+def _floor_targets(report: RunReport) -> list[str]:
+    """Issue 15's ratios, for the service with metrics and JSON logs on when it was loaded."""
+    server = OBSERVED if any(OBSERVED in runs for runs in report.loads.values()) else "service"
+    lines = []
+    by_hand = {s.name: report.ratio(s.name, server, BY_HAND) for s in SCENARIOS}
+    measured = {name: r for name, r in by_hand.items() if r is not None}
+    if measured:
+        below = [f"{n} {r:.2f}x" for n, r in measured.items() if r < BY_HAND_TARGET]
+        lines.append(
+            f"- {server} >= {BY_HAND_TARGET:.1f}x {BY_HAND} on every scenario:"
+            f" {_verdict(not below)}" + (f"; below: {', '.join(below)}" if below else "")
+        )
+    for name, target in BASELINE_TARGETS.items():
+        ratio = report.ratio(name, server)
+        if ratio is not None:
+            lines.append(
+                f"- {name}: {server} >= {target:.1f}x the baseline:"
+                f" {_verdict(ratio >= target)} ({ratio:.2f}x)"
+            )
     return lines
 
 
@@ -272,9 +307,12 @@ def render(report: RunReport) -> str:
     if report.notes:
         lines += ["Notes:", "", *(f"- {note}" for note in report.notes), ""]
     if report.mismatches:
-        lines += ["Answers that differ between service and baseline:", ""]
+        lines += ["Answers that differ from the baseline's:", ""]
         lines += [f"- {m}" for m in report.mismatches]
     elif report.answers_checked:
-        lines.append("Service and baseline gave the same answers for every checked request.")
+        lines.append(
+            "Service (and fastapi-by-hand) and baseline gave the same answers for every checked"
+            " request."
+        )
     lines += ["", *_targets(report)]
     return "\n".join(lines)

@@ -66,6 +66,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the dataset")
     parser.add_argument("--skip-baseline", action="store_true", help="load the service only")
     parser.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="what serves every app: uvicorn (uvloop + httptools) or Granian (issue 15)",
+    )
+    parser.add_argument(
+        "--skip-by-hand",
+        action="store_true",
+        help="do not load fastapi-by-hand, FastAPI over asyncpg without guards (issue 15)",
+    )
+    parser.add_argument(
         "--skip-observed",
         action="store_true",
         help="do not measure the service with metrics and JSON logs on (issue 9's cost)",
@@ -127,27 +138,32 @@ def _check_answers(
     chosen: list[scenarios.Scenario],
     token: str,
 ) -> list[str]:
-    """Send each scenario's probes to both servers; describe every difference."""
+    """Send each scenario's probes to the service (and fastapi-by-hand) and to the baseline;
+    describe every difference."""
     mismatches = []
-    with (
-        httpx.Client(base_url=servers["service"].base_url, timeout=120) as service,
-        httpx.Client(base_url=servers["baseline"].base_url, timeout=120) as baseline,
-    ):
-        for scenario in chosen:
-            pairs = zip(
-                targets["service"][scenario.name].probes,
-                targets["baseline"][scenario.name].probes,
-                strict=True,
-            )
-            for on_service, on_baseline in pairs:
-                problem = scenarios.compare(
-                    scenario,
-                    scenarios.send(service, on_service, token),
-                    scenarios.send(baseline, on_baseline, token),
+    for name in ("service", report.BY_HAND):
+        if name not in servers:
+            continue
+        with (
+            httpx.Client(base_url=servers[name].base_url, timeout=120) as service,
+            httpx.Client(base_url=servers["baseline"].base_url, timeout=120) as baseline,
+        ):
+            for scenario in chosen:
+                pairs = zip(
+                    targets[name][scenario.name].probes,
+                    targets["baseline"][scenario.name].probes,
+                    strict=True,
                 )
-                if problem:
-                    request = f"{on_service.method} {on_service.path[:90]}"
-                    mismatches.append(f"{scenario.name} ({request}): {problem}")
+                for on_service, on_baseline in pairs:
+                    problem = scenarios.compare(
+                        scenario,
+                        scenarios.send(service, on_service, token),
+                        scenarios.send(baseline, on_baseline, token),
+                    )
+                    if problem:
+                        request = f"{on_service.method} {on_service.path[:90]}"
+                        who = "" if name == "service" else f" {name}:"
+                        mismatches.append(f"{scenario.name} ({request}):{who} {problem}")
     return mismatches
 
 
@@ -169,8 +185,12 @@ def _describe(args: argparse.Namespace, ds: dataset.Dataset) -> report.RunReport
             f"wrk {args.threads} threads, {args.connections} connections"
             f" ({args.search_connections} for search), {args.warmup:g} s warm-up +"
             f" {args.duration:g} s measured per scenario and server, servers alternating;"
-            " uvicorn --loop uvloop --http httptools --no-access-log"
-            f" --workers {args.workers} (each server);"
+            + (
+                " uvicorn --loop uvloop --http httptools --no-access-log"
+                if args.server == "uvicorn"
+                else " granian --interface asgi --loop uvloop --no-ws"
+            )
+            + f" --workers {args.workers} (each server);"
             f" PostgreSQL session settings of the service (both): {args.server_settings};"
             + (
                 ""

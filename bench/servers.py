@@ -21,6 +21,8 @@ from deploy.procs import group_members
 
 REPO = Path(__file__).resolve().parents[1]
 UVICORN = str(Path(sys.executable).with_name("uvicorn"))
+GRANIAN = str(Path(sys.executable).with_name("granian"))
+SERVERS = ("uvicorn", "granian")  # `--server`: what serves the apps (issue 15)
 START_TIMEOUT = 30.0
 
 
@@ -37,12 +39,33 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    server: str = "uvicorn"
 
     @property
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
     def command(self) -> list[str]:
+        if self.server == "granian":
+            # The same loop (uvloop), one process per worker, no access log, ASGI.
+            return [
+                GRANIAN,
+                "--interface",
+                "asgi",
+                "--factory",
+                "--loop",
+                "uvloop",
+                "--no-ws",
+                "--workers",
+                str(self.workers),
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                self.app,
+            ]
         return [
             UVICORN,
             "--factory",

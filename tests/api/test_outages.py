@@ -23,8 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from catalog.api.app import create_app
-from catalog.api.deadline import LATE_DETAIL
 from catalog.api.errors import UNAVAILABLE_DETAIL
+from catalog.api.middleware.deadline import LATE_DETAIL
 from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.db.errors import is_unavailable

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from catalog.api.app import create_app
-from catalog.api.observe import ObservedRequestsMiddleware
+from catalog.api.middleware.observed import ObservedRequestsMiddleware
 from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.logs import RequestIdFilter, configure_logging

@@ -11,31 +11,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
-from catalog.api import observe
+from catalog.api import middleware, observe
 from catalog.api.conditional import if_match
-from catalog.api.consistency import LSN_HEADER, ConsistencyTokenMiddleware
-from catalog.api.deadline import DeadlineMiddleware
 from catalog.api.deps import get_current_user, get_reading_unit_of_work, get_unit_of_work
-from catalog.api.docs import PAGES as DOCS_PAGES
 from catalog.api.docs import install_docs
 from catalog.api.errors import install_error_handlers
-from catalog.api.hosts import AllowedHostsMiddleware
 from catalog.api.idempotency import idempotency_key
-from catalog.api.limits import RequestLimitsMiddleware
-from catalog.api.methods import (
-    HeadMiddleware,
-    OptionsMiddleware,
-    PathMethods,
-    method_not_allowed_handler,
-)
-from catalog.api.middleware import RequestIdMiddleware
+from catalog.api.middleware.methods import PathMethods, method_not_allowed_handler
 from catalog.api.mounts import redirect_mount_roots
 from catalog.api.openapi import Documented, install_openapi
 from catalog.api.responses import ORJSONResponse
 from catalog.api.routes import auth, health, items, tags, users
-from catalog.api.security_headers import SecurityHeadersMiddleware
 from catalog.backup.marker import refuse_to_serve_incomplete_restore
 from catalog.config import Settings, get_settings
 from catalog.cursors import CursorCodec
@@ -167,58 +154,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Pure-ASGI middleware, innermost first (each `add_middleware` wraps the previous)."""
+    """The middleware stack (`api/middleware/__init__.py`: one list, outermost first)."""
     methods = PathMethods(lambda: app.routes)
     app.add_exception_handler(405, method_not_allowed_handler(methods))
-    # Every request ends: its deadline, and its cancellation when the client leaves.
-    app.add_middleware(
-        DeadlineMiddleware,
-        timeout=settings.request_timeout,
-        retry_after=settings.retry_after_seconds,
-    )
-    if settings.database_replica_urls:
-        app.add_middleware(ConsistencyTokenMiddleware)
-    app.add_middleware(HeadMiddleware, methods=methods)
-    app.add_middleware(OptionsMiddleware, methods=methods)
-    app.add_middleware(
-        RequestLimitsMiddleware,
-        max_body_bytes=settings.max_body_bytes,
-        max_query_string_bytes=settings.max_query_string_bytes,
-        max_params=settings.max_query_params,
-    )
-    if settings.allowed_hosts:
-        app.add_middleware(AllowedHostsMiddleware, allowed=settings.allowed_hosts)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "X-Request-ID",
-                "If-Match",
-                "If-None-Match",
-                "Idempotency-Key",
-                LSN_HEADER,
-            ],
-            expose_headers=[
-                "Link",
-                "X-Total-Count",
-                "X-Request-ID",
-                "Retry-After",
-                "ETag",
-                "Location",
-                "Idempotent-Replayed",
-                LSN_HEADER,
-            ],
-            max_age=600,
-        )
-    # Outside everything that answers (its 503s, 413s... are counted and logged), inside
-    # the request id (every line carries it).
-    observe.install(app, settings)
-    app.add_middleware(RequestIdMiddleware)
-    # Outermost: even the last-resort 500 carries the security headers.
-    docs_paths = DOCS_PAGES if settings.docs_enabled else ()
-    own = ("/admin",) if settings.admin else ()  # the admin UI sets its own policy
-    app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths, own_policy_prefixes=own)
+    observe.install(app, settings)  # /metrics
+    # Starlette builds the chain from `user_middleware`, first entry outermost.
+    app.user_middleware[:0] = middleware.stack(settings, methods)

@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from catalog.api.asgi import Headers, adding_headers
+from catalog.api.middleware.asgi import Headers, adding_headers
 from catalog.db.replicas import format_lsn, parse_lsn
 from catalog.db.unit_of_work import UnitOfWork
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -241,9 +242,45 @@ class PostgreSQL(Backend):
                 raise translated from error
             finally:
                 if not handed_off:
-                    # Shielded: the connection goes back to the pool even if we are cancelled.
-                    await asyncio.shield(greenlet_spawn(pooled.close))
+                    await _give_back(pooled)
         raise AssertionError("unreachable")
+
+
+async def _give_back(pooled: Any) -> None:
+    """Return a pooled connection to the pool, even if the caller is cancelled meanwhile.
+
+    Checking in usually awaits nothing (no transaction to roll back): then it is done here,
+    in this task. Only when it does wait is the rest shielded in a task of its own, which a
+    cancellation cannot interrupt (a task per statement costs a sixth of a short request).
+    """
+    closing = greenlet_spawn(pooled.close)
+    try:
+        waiting_on = closing.send(None)
+    except StopIteration:
+        return
+
+    async def rest() -> None:
+        await _resumed(closing, waiting_on)
+
+    await asyncio.shield(rest())
+
+
+@types.coroutine
+def _resumed(coroutine: Any, waiting_on: Any) -> Any:
+    """Go on running a coroutine that was stepped by hand and is waiting on `waiting_on`."""
+    while True:
+        try:
+            sent = yield waiting_on
+        except BaseException as error:  # thrown in by the task (a cancellation)
+            try:
+                waiting_on = coroutine.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_on = coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 CANCEL_WAIT_SECONDS = 5.0  # for the server to end a cut-off exchange, before dropping it

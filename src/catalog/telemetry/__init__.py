@@ -2,5 +2,6 @@
 
 `metrics` defines the metric families and what feeds them, `exposition` how they are
 collected and served (one process or several workers), `tracing` the spans. The ASGI
-side (middleware, /metrics, the lifespan) is `catalog.api.observe`.
+side is `catalog.api.middleware.observed` (request metrics, the access line) and
+`catalog.api.observe` (/metrics, the lifespan).
 """

@@ -15,16 +15,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from catalog.config import Settings
 from catalog.db.observe import statement_executed
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+
+# OpenTelemetry's SDK is imported only when tracing is on: ~8 MiB of every worker otherwise.
 
 DEFAULT_SERVICE_NAME = "catalog"
 
@@ -33,6 +35,9 @@ def tracer_provider(settings: Settings) -> TracerProvider | None:
     """A provider for this app when tracing is on (no exporter yet: see `start`)."""
     if not settings.tracing_enabled:
         return None
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     name = os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
     return TracerProvider(resource=Resource.create({SERVICE_NAME: name}), shutdown_on_exit=False)
 
@@ -57,6 +62,7 @@ def traces_endpoint(base: str | None) -> str | None:
 def start(provider: TracerProvider, settings: Settings) -> Callable[[], None]:
     """Export spans and trace statements from now on; returns the function that stops."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     endpoint = traces_endpoint(settings.otel_exporter_otlp_endpoint)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
@@ -73,7 +79,11 @@ class StatementSpans:
     """Subscriber of `statement_executed`: one client span per statement, after the fact."""
 
     def __init__(self, tracer: Tracer) -> None:
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
         self.tracer = tracer
+        self._client = SpanKind.CLIENT
+        self._failed = Status(StatusCode.ERROR)
 
     def __call__(
         self, backend: str, sql: str, started: int, ended: int, error: BaseException | None
@@ -86,12 +96,12 @@ class StatementSpans:
             attributes["error.type"] = type(error).__qualname__
         span = self.tracer.start_span(
             _operation(sql),
-            kind=SpanKind.CLIENT,
+            kind=self._client,
             attributes=attributes,
             start_time=end_time - (ended - started),
         )
         if error is not None:
-            span.set_status(Status(StatusCode.ERROR))
+            span.set_status(self._failed)
         span.end(end_time=end_time)
 
 

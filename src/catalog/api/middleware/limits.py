@@ -17,6 +17,7 @@ from urllib.parse import unquote_plus
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from catalog.api.middleware.asgi import header
 from catalog.api.responses import json_error_messages
 
 BODY_TOO_LARGE = "Request body too large (at most {limit} bytes)"
@@ -109,13 +110,13 @@ def _parts(query: bytes) -> list[bytes]:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the server refuses malformed framing before we see it
-    return None
+    value = header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None  # the server refuses malformed framing before we see it
 
 
 async def _answer(send: Send, messages: tuple[Message, Message]) -> None:

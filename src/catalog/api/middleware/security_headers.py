@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from catalog.api.asgi import adding_headers
+from catalog.api.middleware.asgi import adding_headers
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 _COMMON = (

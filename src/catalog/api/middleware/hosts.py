@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from catalog.api.middleware.asgi import header
 from catalog.api.responses import json_error_messages
 
 INVALID_HOST = "Invalid host header"
@@ -40,7 +41,7 @@ class AllowedHostsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+        host = header(scope, b"host") or b""
         if self.allows(host.decode("latin-1")):
             await self.app(scope, receive, send)
             return
