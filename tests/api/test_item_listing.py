@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +23,8 @@ import httpx
 import pytest
 from sqlalchemy import delete, insert, select
 
+from catalog.api.app import create_app
+from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.models import Item, Tag, item_tags
 from tests.api import ITEM_FIELDS
@@ -1035,6 +1037,46 @@ async def test_total_count_on_request_only(
     assert by_offset.headers["x-total-count"] == str(total)
     for absent in (params, params | {"count": "false"}):
         assert "x-total-count" not in (await client.get(path, params=absent)).headers
+
+
+@pytest.fixture
+async def capped_client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app that counts at most 5 rows and skips at most 7."""
+    app = create_app(
+        settings.model_copy(update={"count_exact_limit": 5, "max_offset": 7}), database
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.mark.parametrize("params", [{}, {"tag": "green"}, {"tag": "red"}, {"q": "lamp"}])
+async def test_total_is_exact_up_to_the_limit_then_a_lower_bound(
+    capped_client: httpx.AsyncClient, catalog: Catalog, endpoint: str, params: Params
+) -> None:
+    total = len(expected_ids(catalog, endpoint, params))
+    path = catalog.path(endpoint)
+    response = await capped_client.get(path, params=params | {"limit": 2, "count": "true"})
+    assert response.status_code == 200, response.text
+    if total <= 5:
+        assert response.headers["x-total-count"] == str(total)
+        assert response.headers["x-total-count-exact"] == "true"
+    else:
+        assert response.headers["x-total-count"] == "5"
+        assert response.headers["x-total-count-exact"] == "false"
+    assert len(ids(response)) == min(2, total)  # the page itself is not capped
+
+
+async def test_skip_past_max_offset_is_400_naming_cursor_pagination(
+    capped_client: httpx.AsyncClient, catalog: Catalog, endpoint: str
+) -> None:
+    path = catalog.path(endpoint)
+    allowed = await capped_client.get(path, params={"skip": 7, "limit": 2})
+    assert ids(allowed) == expected_ids(catalog, endpoint, {})[7:9]
+    refused = await capped_client.get(path, params={"skip": 8, "limit": 2})
+    assert refused.status_code == 400, refused.text
+    assert "MAX_OFFSET" in refused.json()["detail"]
+    assert "cursor" in refused.json()["detail"]
 
 
 async def test_body_is_a_json_array_of_items(

@@ -190,6 +190,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=[
                 "Link",
                 "X-Total-Count",
+                "X-Total-Count-Exact",
                 "X-Request-ID",
                 "Retry-After",
                 "ETag",

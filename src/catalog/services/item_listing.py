@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import BindParameter, ColumnElement, bindparam, exists, func, select
+from sqlalchemy import BindParameter, ColumnElement, Integer, bindparam, exists, func, select
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
 from catalog.db.compiled import CompiledQuery
@@ -166,9 +166,18 @@ def _page_query(
 
 @lru_cache(maxsize=256)
 def _count_query(scope: Scope, names: frozenset[str]) -> CompiledQuery:
-    return CompiledQuery(
-        select(func.count().label("total")).select_from(Item).where(*_conditions(scope, names))
+    """How many rows match, counting at most `count_cap` of them.
+
+    The LIMIT stops the scan there: a total costs about what a page does, whatever the
+    number of matches (an exact count of a million rows reads a million rows).
+    """
+    matches = (
+        select(Item.id)
+        .where(*_conditions(scope, names))
+        .limit(bindparam("count_cap", type_=Integer))
+        .subquery("matches")
     )
+    return CompiledQuery(select(func.count().label("total")).select_from(matches))
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,15 @@ class ItemListQuery:
     skip: int = 0
     after: list[Any] | None = None  # sort key of the last row already served
     with_total: bool = False
+    count_limit: int = 10_000  # totals are exact up to here, a lower bound past it
+
+
+@dataclass(frozen=True)
+class Total:
+    """A list's total: `exact`, or False when more than `count` rows match."""
+
+    count: int
+    exact: bool = True
 
 
 @dataclass(frozen=True)
@@ -189,22 +207,24 @@ class ItemPage:
 
     items: list[ItemRead]
     next_key: list[Any] | None
-    total: int | None
+    total: Total | None
 
 
 async def _list(
     uow: UnitOfWork, query: ItemListQuery, scope: Scope = "all", scope_id: int = 0
 ) -> ItemPage:
     if query.filters.matches_nothing():
-        return ItemPage([], None, 0 if query.with_total else None)
+        return ItemPage([], None, Total(0) if query.with_total else None)
     params = query.filters.parameters()
     names = frozenset(params)
     if scope != "all":
         params["scope_id"] = scope_id
     total = None
     if query.with_total:
-        row = await uow.fetch_one(_count_query(scope, names), **params)
-        total = int(row["total"]) if row is not None else 0
+        cap = query.count_limit
+        row = await uow.fetch_one(_count_query(scope, names), **params, count_cap=cap + 1)
+        counted = int(row["total"]) if row is not None else 0
+        total = Total(counted) if counted <= cap else Total(cap, exact=False)
     if query.after is None:
         statement = _page_query(scope, names, query.sort, None)
         params["offset"] = query.skip
