@@ -19,6 +19,7 @@ from catalog.db.backends import backend_of
 from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
 from catalog.db.types import StringList, UTCDateTime
+from catalog.migrations.online import MIGRATION_LOCK_KEY, release_session_lock
 
 target_metadata = Base.metadata
 
@@ -76,10 +77,6 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-# pg_advisory_xact_lock key: one migration at a time per database, whatever the instance.
-MIGRATION_LOCK_KEY = 727_100_001
-
-
 def _one_at_a_time(connection: Connection, settings: Settings) -> None:
     """Serialize migrators, then bound how long migration DDL may wait for a table.
 
@@ -109,9 +106,14 @@ def run_migrations_online() -> None:
     try:
         with engine.connect() as connection:
             _configure(connection)
-            with context.begin_transaction():
-                _one_at_a_time(connection, settings)
-                context.run_migrations()
+            try:
+                with context.begin_transaction():
+                    _one_at_a_time(connection, settings)
+                    context.run_migrations()
+            finally:
+                # Taken by migrations that leave the transaction (migrations/online.py).
+                release_session_lock(connection)
+                connection.commit()
     finally:
         engine.dispose()
 

@@ -1,8 +1,9 @@
 """The item lists: filters, sorting, offset and keyset pages, optional total count.
 
 One statement for the page (plus one for the total when asked), whatever the page size
-or number of tags: tag names come from a correlated aggregate, and tag filters are
-EXISTS semi-joins, so LIMIT counts items and pages are never short.
+or number of tags: tag names come from a correlated aggregate, and tag filters test the
+item itself (`carries_tags`: the item's tag_ids on PostgreSQL, EXISTS semi-joins on
+SQLite), so LIMIT counts items and pages are never short.
 
 Statements depend only on the *shape* of a request (which filters are present, how
 many tags, the sort, offset or keyset), never on its values, which are bound
@@ -19,14 +20,14 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import BindParameter, ColumnElement, Integer, bindparam, exists, func, select
+from sqlalchemy import BindParameter, ColumnElement, Integer, bindparam, func, select
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
 from catalog.db.compiled import CompiledQuery
-from catalog.db.types import contains_pattern, unicode_ilike
+from catalog.db.types import carries_tags, contains_pattern, unicode_ilike
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
-from catalog.models import Item, Tag, is_valid_id, item_tags
+from catalog.models import Item, Tag, is_valid_id
 from catalog.pagination import SortField, SortKey, keyset_after, order_by, row_key
 from catalog.schemas import PRICE_LIMIT, ItemRead
 from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
@@ -110,26 +111,22 @@ class ItemFilters:
         return params
 
 
+def _tag_id(name: str) -> ColumnElement[Any]:
+    """The id of the tag named by parameter `name` (NULL if there is none)."""
+    return select(Tag.id).where(Tag.name == bindparam(name)).scalar_subquery()
+
+
 def _conditions(scope: Scope, names: frozenset[str]) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if scope == "owner":
         where.append(Item.owner_id == bindparam("scope_id"))
-    elif scope == "tag":
-        where.append(
-            exists().where(
-                item_tags.c.item_id == Item.id, item_tags.c.tag_id == bindparam("scope_id")
-            )
-        )
     if "q" in names:
         where.append(unicode_ilike(Item.name, bindparam("q")))
-    for name in sorted(n for n in names if n.startswith("tag_")):
-        where.append(
-            exists().where(
-                item_tags.c.item_id == Item.id,
-                item_tags.c.tag_id == Tag.id,
-                Tag.name == bindparam(name),
-            )
-        )
+    wanted = [_tag_id(n) for n in sorted(n for n in names if n.startswith("tag_"))]
+    if scope == "tag":
+        wanted.insert(0, bindparam("scope_id", type_=Integer))
+    if wanted:
+        where.append(carries_tags(Item.id, Item.tag_ids, *wanted))
     where.extend(build(bindparam(name)) for name, build in _COMPARISONS.items() if name in names)
     return where
 
