@@ -16,9 +16,9 @@ PostgreSQL:
 SQLite has none of these problems (one writer at a time, and `catalog db upgrade` holds the
 write lock): the helpers fall back to the plain operations there.
 
-Leaving the transaction releases the runner's transaction-scoped advisory lock (env.py),
-so before the first autocommit block the same key is taken at session level; env.py
-releases it when the migrations are done.
+Leaving the transaction releases a transaction-scoped advisory lock, so the runner (env.py)
+holds the migration lock at session level, taken before its transaction begins (here it is
+taken again only when a migration runs without that runner).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError
 # pg_advisory_(xact_)lock key: one migrator at a time per database, whatever the instance.
 MIGRATION_LOCK_KEY = 727_100_001
 SESSION_LOCK_FLAG = "catalog_migration_session_lock"
+NO_SESSION_LOCK_FLAG = "catalog_migration_no_session_lock"  # transaction-mode pooler
 # How long one attempt of an ALTER TABLE waits for its lock, and how often it tries.
 DDL_LOCK_TIMEOUT_MS = 1000
 DDL_ATTEMPTS = 30
@@ -53,7 +54,7 @@ def _hold_session_lock() -> None:
     if _offline():
         return
     connection = op.get_bind()
-    if not connection.info.get(SESSION_LOCK_FLAG):
+    if not connection.info.get(SESSION_LOCK_FLAG) and not connection.info.get(NO_SESSION_LOCK_FLAG):
         connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         connection.info[SESSION_LOCK_FLAG] = True
 

@@ -116,10 +116,11 @@ def _upgrade_postgresql() -> None:
 
 
 def _upgrade_sqlite() -> None:
-    with op.batch_alter_table("items") as batch:
-        batch.add_column(
-            sa.Column("tag_ids", sa.JSON(), server_default=sa.text("'[]'"), nullable=False)
-        )
+    # A plain ALTER TABLE ADD COLUMN: batch mode would rebuild the table (and drop its
+    # AUTOINCREMENT).
+    op.add_column(
+        "items", sa.Column("tag_ids", sa.JSON(), server_default=sa.text("'[]'"), nullable=False)
+    )
     for event, row in (("insert", "NEW"), ("delete", "OLD")):
         op.execute(sa.text(_SQLITE_SYNC.format(event=event, event_upper=event.upper(), row=row)))
     op.execute(
@@ -157,5 +158,4 @@ def downgrade() -> None:
         return
     for event in ("insert", "delete", "update"):
         op.execute(sa.text(f"DROP TRIGGER IF EXISTS item_tags_sync_{event}"))
-    with op.batch_alter_table("items") as batch:
-        batch.drop_column("tag_ids")
+    op.drop_column("items", "tag_ids")  # SQLite >= 3.35 drops a column in place
