@@ -35,8 +35,8 @@ MIGRATION_LOCK_KEY = 727_100_001
 SESSION_LOCK_FLAG = "catalog_migration_session_lock"
 NO_SESSION_LOCK_FLAG = "catalog_migration_no_session_lock"  # transaction-mode pooler
 # How long one attempt of an ALTER TABLE waits for its lock, and how often it tries.
-DDL_LOCK_TIMEOUT_MS = 1000
-DDL_ATTEMPTS = 30
+DDL_LOCK_TIMEOUT_MS = 500
+DDL_ATTEMPTS = 60
 LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -129,7 +129,7 @@ def alter_table(statement: str) -> None:
             connection.exec_driver_sql("RESET lock_timeout")
 
 
-def backfill(update_batch: str, table: str, batch_size: int = 5000) -> None:
+def backfill(update_batch: str, table: str, batch_size: int = 1000) -> None:
     """Run `update_batch` for each id range of `table`, committing after each (PostgreSQL).
 
     `update_batch` is PL/pgSQL using `lo` and `hi` (ids lo <= id < hi). One DO block does

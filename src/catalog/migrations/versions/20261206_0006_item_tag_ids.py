@@ -12,7 +12,7 @@ PostgreSQL a GIN index (intarray's gin__int_ops) answers "carries all these tags
 Online (runs on a populated table while the service writes): the column is added with a
 constant default (no table rewrite) under a short, retried lock_timeout; the triggers go
 in before the backfill, so links written during it are kept up to date; the backfill
-locks and rewrites 5,000 items per transaction; the NULL-free CHECK (intarray refuses
+locks and rewrites 1,000 items per transaction; the NULL-free CHECK (intarray refuses
 NULLs) is added NOT VALID and then validated; indexes are built CONCURRENTLY. See
 migrations/online.py. The intarray extension stays installed on downgrade.
 """
