@@ -135,7 +135,7 @@ def _conditions(
     return where
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=512)
 def _page_query(
     scope: Scope,
     names: frozenset[str],
@@ -166,7 +166,7 @@ def _page_query(
     return CompiledQuery(statement)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) -> CompiledQuery:
     """How many rows match, counting at most `count_cap` of them.
 
