@@ -159,6 +159,14 @@ for _name, _columns in (
     ),
 ):
     Index(_name, *_columns, info={"postgresql_only": True}).ddl_if(dialect="postgresql")
+# Price-sorted pages filtered by tags and is_active as index-only scans (migration 0008).
+Index(
+    "ix_items_price_id_cover",
+    Item.price,
+    Item.id,
+    postgresql_include=["is_active", "tag_ids"],
+    info={"postgresql_only": True},
+).ddl_if(dialect="postgresql")
 
 
 class Tag(Base):

@@ -145,10 +145,14 @@ def _page_query(
 ) -> CompiledQuery:
     """The page statement for one request shape; `keyset_nulls` None means offset paging.
 
-    The page is cut in a subquery and only its rows get their tag names: otherwise the
-    database computes tags for every row an OFFSET skips (seconds at depth 900,000).
+    The page is cut in a subquery of ids and sort keys only, then joined to its rows, which
+    alone get their other columns and tag names: otherwise the database computes tags for
+    every row an OFFSET skips (seconds at depth 900,000), and an index holding the sort key
+    and the filtered columns could not answer the cut by itself (an index-only scan).
     """
-    page = select(*ITEM_COLUMNS).where(*_conditions(scope, names, tag_ids))
+    keys = {name for name, _ in sort.fields} | {"id"}
+    key_columns = [field.column for name, field in ITEM_SORT_FIELDS.items() if name in keys]
+    page = select(*key_columns).where(*_conditions(scope, names, tag_ids))
     page = page.order_by(*order_by(sort, ITEM_SORT_FIELDS))
     if keyset_nulls is None:
         page = page.offset(bindparam("offset"))
@@ -161,8 +165,16 @@ def _page_query(
         page = page.where(keyset_after(sort, ITEM_SORT_FIELDS, after))
     rows = page.limit(bindparam("limit")).subquery("page")
     # The same order again outside: a subquery's order is not guaranteed to survive.
-    outer_fields = {name: replace(f, column=rows.c[name]) for name, f in ITEM_SORT_FIELDS.items()}
-    statement = select(rows, tag_names_column(rows)).order_by(*order_by(sort, outer_fields))
+    outer_fields = {
+        name: replace(f, column=rows.c[name])
+        for name, f in ITEM_SORT_FIELDS.items()
+        if name in keys
+    }
+    statement = (
+        select(*ITEM_COLUMNS, tag_names_column())
+        .join_from(rows, Item, Item.id == rows.c.id)
+        .order_by(*order_by(sort, outer_fields))
+    )
     return CompiledQuery(statement)
 
 
