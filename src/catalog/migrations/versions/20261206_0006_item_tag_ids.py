@@ -14,7 +14,10 @@ constant default (no table rewrite) under a short, retried lock_timeout; the tri
 in before the backfill, so links written during it are kept up to date; the backfill
 locks and rewrites 1,000 items per transaction; the NULL-free CHECK (intarray refuses
 NULLs) is added NOT VALID and then validated; indexes are built CONCURRENTLY. See
-migrations/online.py. The intarray extension stays installed on downgrade.
+migrations/online.py. Every step can run again (IF NOT EXISTS, OR REPLACE): a run that
+stopped half-way (Alembic records the revision at the end) is simply run again
+(CREATE OR REPLACE TRIGGER: PostgreSQL 14+). The intarray extension stays installed on
+downgrade.
 """
 
 from collections.abc import Sequence
@@ -35,7 +38,7 @@ depends_on: str | Sequence[str] | None = None
 # the links of every transaction that recomputed these items before; one that has not
 # yet recomputed will wait for our lock and recompute after us.
 _PG_FUNCTION = """
-CREATE FUNCTION items_sync_tag_ids() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION items_sync_tag_ids() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     changed integer[];
 BEGIN
@@ -62,7 +65,7 @@ _PG_TRIGGERS = {
     ),
 }
 _PG_TRUNCATE_FUNCTION = """
-CREATE FUNCTION items_clear_tag_ids() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION items_clear_tag_ids() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE items SET tag_ids = '{}' WHERE tag_ids <> '{}';
     RETURN NULL;
@@ -89,21 +92,23 @@ NO_NULLS = "ck_items_tag_ids_no_nulls"
 
 def _upgrade_postgresql() -> None:
     op.execute(sa.text("CREATE EXTENSION IF NOT EXISTS intarray"))
-    online.alter_table("ALTER TABLE items ADD COLUMN tag_ids integer[] DEFAULT '{}' NOT NULL")
+    online.alter_table(
+        "ALTER TABLE items ADD COLUMN IF NOT EXISTS tag_ids integer[] DEFAULT '{}' NOT NULL"
+    )
     op.execute(sa.text(_PG_FUNCTION))
     op.execute(sa.text(_PG_TRUNCATE_FUNCTION))
     for name, timing in _PG_TRIGGERS.items():
         online.alter_table(
-            f"CREATE TRIGGER {name} {timing} FOR EACH STATEMENT"
+            f"CREATE OR REPLACE TRIGGER {name} {timing} FOR EACH STATEMENT"
             " EXECUTE FUNCTION items_sync_tag_ids()"
         )
     online.alter_table(
-        "CREATE TRIGGER item_tags_sync_truncate AFTER TRUNCATE ON item_tags"
+        "CREATE OR REPLACE TRIGGER item_tags_sync_truncate AFTER TRUNCATE ON item_tags"
         " FOR EACH STATEMENT EXECUTE FUNCTION items_clear_tag_ids()"
     )
     online.backfill(_PG_BACKFILL, "items")
     online.alter_table(
-        f"ALTER TABLE items ADD CONSTRAINT {NO_NULLS}"
+        f"ALTER TABLE items DROP CONSTRAINT IF EXISTS {NO_NULLS}, ADD CONSTRAINT {NO_NULLS}"
         " CHECK (array_position(tag_ids, NULL) IS NULL) NOT VALID"
     )
     online.alter_table(f"ALTER TABLE items VALIDATE CONSTRAINT {NO_NULLS}")
