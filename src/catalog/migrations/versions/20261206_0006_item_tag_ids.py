@@ -1,4 +1,4 @@
-"""Tag ids kept on the item (items.tag_ids) for one-probe tag filters; list sort indexes.
+"""Tag ids kept on the item (items.tag_ids), for one-probe tag filters on PostgreSQL.
 
 Revision ID: 0006
 Revises: 0005
