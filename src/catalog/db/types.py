@@ -155,8 +155,8 @@ class carries_tags(FunctionElement[bool]):
     """`carries_tags(items.id, items.tag_ids, tag_id, ...)`: the item has every tag id.
 
     PostgreSQL reads the item's own `tag_ids` (one probe of its intarray GIN index; an
-    unknown tag, a NULL id, becomes 0, which no item carries); SQLite checks the join table
-    with one EXISTS semi-join per tag (its index on (tag_id, item_id) serves each).
+    unknown tag, a NULL id, becomes 0, which no item carries); SQLite checks the join table,
+    one `IN (SELECT item_id ... WHERE tag_id = ?)` per tag (its (tag_id, item_id) index).
     """
 
     type = Boolean()
@@ -173,9 +173,10 @@ def _carries_tags_pg(element: carries_tags, compiler: SQLCompiler, **kw: Any) ->
 @compiles(carries_tags, "sqlite")
 def _carries_tags_sqlite(element: carries_tags, compiler: SQLCompiler, **kw: Any) -> str:
     item_id, _, *wanted = (compiler.process(c, **kw) for c in element.clauses)
+    # IN (not a correlated EXISTS): SQLite can then drive the query from the tag's
+    # (tag_id, item_id) index and fetch the items by rowid, instead of testing every item.
     return " AND ".join(
-        f"EXISTS (SELECT 1 FROM item_tags WHERE item_tags.item_id = {item_id}"
-        f" AND item_tags.tag_id = {w})"
+        f"{item_id} IN (SELECT item_tags.item_id FROM item_tags WHERE item_tags.tag_id = {w})"
         for w in wanted
     )
 
