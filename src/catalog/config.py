@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # Each `tag` filter is one EXISTS semi-join; PostgreSQL's planning time and memory grow
     # with every one (100 took 3.4 s and 230 MiB). 20 is the most that stays cheap.
     max_tag_filters: int = Field(default=10, ge=1, le=20)
+    # `count=true` counts at most this many matching rows (exact up to here, then a lower
+    # bound flagged by X-Total-Count-Exact: false), so a total costs about what a page does.
+    count_exact_limit: int = Field(default=10_000, ge=1, le=10_000_000)
+    # Item lists refuse a larger `skip` (400 naming cursor pagination): an offset costs a
+    # row visit per skipped row; a cursor page costs the same at any depth.
+    max_offset: int = Field(default=10_000, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # The longest legitimate list query (10 tags, `q`, a cursor, all percent-encoded
     # 4-byte UTF-8) is about 11 kB.

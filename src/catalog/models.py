@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.db.base import Base
-from catalog.db.types import UTCDateTime, code_point_string, utcnow
+from catalog.db.types import INT_LIST, UTCDateTime, code_point_string, empty_int_list, utcnow
 
 EMAIL_MAX_LENGTH = 320
 PASSWORD_HASH_MAX_LENGTH = 255
@@ -90,6 +90,10 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_non_negative"),
+        # intarray's operators refuse arrays with NULLs (migration 0007 validates it online).
+        CheckConstraint("array_position(tag_ids, NULL) IS NULL", name="tag_ids_no_nulls").ddl_if(
+            dialect="postgresql"
+        ),
         # (column, id): every sort order ends in id, so a keyset page is one range scan.
         Index("ix_items_name_id", "name", "id"),
         Index("ix_items_price_id", "price", "id"),
@@ -110,6 +114,11 @@ class Item(Base):
     # Incremented by every change to the item or its tags: the ETag, and the If-Match
     # check in the write's own WHERE (optimistic concurrency).
     version: Mapped[int] = mapped_column(server_default=text("1"))
+    # The ids of the item's tags, ascending: a copy of item_tags (the truth) kept exact by
+    # triggers on item_tags (migration 0007), for one-probe tag filters. Never written here.
+    tag_ids: Mapped[list[int]] = mapped_column(
+        INT_LIST, server_default=empty_int_list(), deferred=True
+    )
 
     owner: Mapped[User] = relationship(back_populates="items", lazy="raise")
     tags: Mapped[list[Tag]] = relationship(
@@ -129,6 +138,37 @@ Index(
     Item.name,
     postgresql_using="gin",
     postgresql_ops={"name": "gin_trgm_ops"},
+    info={"postgresql_only": True},
+).ddl_if(dialect="postgresql")
+
+
+# "Carries all these tags" on PostgreSQL: tag_ids @> ARRAY[...] in one probe (intarray).
+Index(
+    "ix_items_tag_ids",
+    Item.tag_ids,
+    postgresql_using="gin",
+    postgresql_ops={"tag_ids": "gin__int_ops"},
+    info={"postgresql_only": True},
+).ddl_if(dialect="postgresql")
+
+
+# Sorts led by the nullable updated_at (migration 0008): most items are never updated, so
+# the NULL group is nearly the table and must come out of an index already in order.
+for _name, _columns in (
+    ("ix_items_updated_at_desc_id", (Item.updated_at.desc().nulls_first(), Item.id)),
+    ("ix_items_updated_at_name_id", (Item.updated_at, Item.name, Item.id)),
+    (
+        "ix_items_updated_at_desc_name_id",
+        (Item.updated_at.desc().nulls_first(), Item.name, Item.id),
+    ),
+):
+    Index(_name, *_columns, info={"postgresql_only": True}).ddl_if(dialect="postgresql")
+# Price-sorted pages filtered by tags and is_active as index-only scans (migration 0009).
+Index(
+    "ix_items_price_id_cover",
+    Item.price,
+    Item.id,
+    postgresql_include=["is_active", "tag_ids"],
     info={"postgresql_only": True},
 ).ddl_if(dialect="postgresql")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +23,8 @@ import httpx
 import pytest
 from sqlalchemy import delete, insert, select
 
+from catalog.api.app import create_app
+from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.models import Item, Tag, item_tags
 from tests.api import ITEM_FIELDS
@@ -298,12 +300,12 @@ FILTERS: list[Params] = [
     {},
     {"q": "LAMP"},
     {"q": "lamp"},
-    {"q": "a"},
-    {"q": "%"},  # LIKE wildcards and the escape character are literal
-    {"q": "_"},
-    {"q": "\\"},
-    {"q": "p_1"},
-    {"q": "p%"},
+    {"q": "amp"},
+    {"q": "amp%"},  # LIKE wildcards and the escape character are literal
+    {"q": "amp_"},
+    {"q": "amp\\"},
+    {"q": "amp_1"},
+    {"q": "amp%2"},
     {"q": "lamp\\3"},
     {"tag": "green"},
     {"tag": ["green", "blue"]},  # every given tag
@@ -324,7 +326,7 @@ FILTERS: list[Params] = [
     {"created_after": "2026-01-01T02:00:00", "created_before": "2026-01-01T04:00:00"},
     {"created_after": "2026-01-01T05:00:00+02:00"},  # = 03:00Z
     {"created_before": "2025-12-31T22:00:00-05:00"},  # = 03:00Z
-    {"q": "a", "tag": "red", "is_active": "true", "min_price": "1", "max_price": "10"},
+    {"q": "amp", "tag": "red", "is_active": "true", "min_price": "1", "max_price": "10"},
     {"tag": "green", "created_after": "2026-01-01T01:00:00Z", "max_price": "2.50"},
 ]
 EMPTY_FILTERS: list[Params] = [
@@ -751,7 +753,7 @@ WALKS: list[Params] = [
     {"sort": "-created_at,-name"},
     {"sort": "updated_at,-price", "tag": "green"},
     {"sort": "created_at", "tag": "green"},
-    {"sort": "-price,name", "q": "a"},
+    {"sort": "-price,name", "q": "amp"},
     {"sort": "name", "is_active": "true", "tag": ["red", "green"]},
     {"sort": "-updated_at", "is_active": "false"},
     {"sort": "created_at", "created_after": "2026-01-01T02:00:00Z", "min_price": "1"},
@@ -971,7 +973,7 @@ async def test_cursor_with_skip_is_422(
         {"tag": "green"},
         {"tag": ["red", "green", "blue"]},
         {"q": "lamp"},
-        {"q": "e"},
+        {"q": "eta"},
         {"is_active": "true"},
         {"min_price": "2.5"},
         {"max_price": "2.50"},
@@ -985,7 +987,7 @@ async def test_cursor_for_another_sort_or_filter_set_is_422(
     client: httpx.AsyncClient, catalog: Catalog, endpoint: str, changed: Params
 ) -> None:
     path = catalog.path(endpoint)
-    issued: Params = {"sort": "-price,name", "tag": ["red", "blue"], "q": "a", "limit": 1}
+    issued: Params = {"sort": "-price,name", "tag": ["red", "blue"], "q": "amp", "limit": 1}
     if endpoint == "tag":
         issued["tag"] = "blue"
     cursor = cursor_of(await client.get(path, params=issued))
@@ -1035,6 +1037,61 @@ async def test_total_count_on_request_only(
     assert by_offset.headers["x-total-count"] == str(total)
     for absent in (params, params | {"count": "false"}):
         assert "x-total-count" not in (await client.get(path, params=absent)).headers
+
+
+@pytest.fixture
+async def capped_client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app that counts at most 5 rows and skips at most 7."""
+    app = create_app(
+        settings.model_copy(update={"count_exact_limit": 5, "max_offset": 7}), database
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.mark.parametrize("params", [{}, {"tag": "green"}, {"tag": "red"}, {"q": "lamp"}])
+async def test_total_is_exact_up_to_the_limit_then_a_lower_bound(
+    capped_client: httpx.AsyncClient, catalog: Catalog, endpoint: str, params: Params
+) -> None:
+    total = len(expected_ids(catalog, endpoint, params))
+    path = catalog.path(endpoint)
+    response = await capped_client.get(path, params=params | {"limit": 2, "count": "true"})
+    assert response.status_code == 200, response.text
+    if total <= 5:
+        assert response.headers["x-total-count"] == str(total)
+        assert response.headers["x-total-count-exact"] == "true"
+    else:
+        assert response.headers["x-total-count"] == "5"
+        assert response.headers["x-total-count-exact"] == "false"
+    assert len(ids(response)) == min(2, total)  # the page itself is not capped
+
+
+@pytest.mark.parametrize("q", ["", "a", "am", "a b", "%%%", "a_b", "__a", "é!é"])
+async def test_q_without_a_three_character_word_is_422(
+    client: httpx.AsyncClient, endpoint: str, catalog: Catalog, q: str
+) -> None:
+    assert_422(await client.get(catalog.path(endpoint), params={"q": q}), "q")
+
+
+@pytest.mark.parametrize("q", ["amp", "émi", "x lamp", "1_lam"])
+async def test_q_with_a_three_character_word_is_searched(
+    client: httpx.AsyncClient, catalog: Catalog, q: str
+) -> None:
+    response = await client.get("/items", params={"q": q})
+    assert ids(response) == expected_ids(catalog, "items", {"q": q})
+
+
+async def test_skip_past_max_offset_is_400_naming_cursor_pagination(
+    capped_client: httpx.AsyncClient, catalog: Catalog, endpoint: str
+) -> None:
+    path = catalog.path(endpoint)
+    allowed = await capped_client.get(path, params={"skip": 7, "limit": 2})
+    assert ids(allowed) == expected_ids(catalog, endpoint, {})[7:9]
+    refused = await capped_client.get(path, params={"skip": 8, "limit": 2})
+    assert refused.status_code == 400, refused.text
+    assert "MAX_OFFSET" in refused.json()["detail"]
+    assert "cursor" in refused.json()["detail"]
 
 
 async def test_body_is_a_json_array_of_items(

@@ -26,11 +26,16 @@ from starlette.responses import Response
 from catalog.api.deps import MAX_PAGE_SIZE, MAX_SKIP, SettingsDep
 from catalog.api.responses import json_response
 from catalog.cursors import CursorCodec, InvalidCursorError
+from catalog.errors import CatalogError
 from catalog.pagination import InvalidSortError, SortKey, parse_sort
 from catalog.schemas import Text, normalize_tag_name
 from catalog.services.item_listing import ITEM_SORT_FIELDS, ItemFilters, ItemListQuery, ItemPage
 
 MAX_QUERY_LENGTH = 200
+# `q` needs a word of 3 letters or digits: the trigram index (pg_trgm) finds nothing to
+# look up in a shorter one, and the search would read every row (a million: 0.5 s).
+MIN_QUERY_WORD = 3
+_QUERY_WORD = re.compile(rf"[^\W_]{{{MIN_QUERY_WORD}}}")
 # The longest cursor the service issues is about 1.4 kB (a 200-character name of 4-byte
 # characters, base64-encoded, with a timestamp and a price).
 MAX_CURSOR_LENGTH = 2048
@@ -42,8 +47,18 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
                 "schema": {"type": "string"},
             },
             "X-Total-Count": {
-                "description": "Matching rows, with count=true only",
+                "description": (
+                    "Matching rows, with count=true only: exact up to COUNT_EXACT_LIMIT"
+                    " (default 10000); past it, that limit as a lower bound"
+                ),
                 "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
+            "X-Total-Count-Exact": {
+                "description": (
+                    "With count=true: `true` when X-Total-Count is the exact total,"
+                    " `false` when more rows match than X-Total-Count says"
+                ),
+                "schema": {"type": "string", "enum": ["true", "false"]},
             },
         }
     }
@@ -93,6 +108,7 @@ class ItemListParams:
     count: bool
     codec: CursorCodec
     base_url: str  # what the next link's path is appended to: PUBLIC_BASE_URL or root path
+    count_limit: int = 10_000  # COUNT_EXACT_LIMIT
 
     def bind(self, endpoint: str) -> ItemListing:
         """These parameters on one endpoint ("items", "users/7"...): what cursors bind to."""
@@ -132,6 +148,7 @@ class ItemListing:
             skip=params.skip or 0,
             after=after,
             with_total=params.count,
+            count_limit=params.count_limit,
         )
 
     def response(self, request: Request, page: ItemPage) -> Response:
@@ -142,7 +159,8 @@ class ItemListing:
             token = params.codec.encode(self.scope, params.sort, ITEM_SORT_FIELDS, page.next_key)
             headers["Link"] = f'<{self.next_page_url(request, token)}>; rel="next"'
         if page.total is not None:
-            headers["X-Total-Count"] = str(page.total)
+            headers["X-Total-Count"] = str(page.total.count)
+            headers["X-Total-Count-Exact"] = "true" if page.total.exact else "false"
         return json_response(page.items, headers=headers)
 
     def next_page_url(self, request: Request, cursor: str) -> str:
@@ -193,7 +211,12 @@ async def item_list_params(
     settings: SettingsDep,
     q: Annotated[
         Text | None,
-        Query(max_length=MAX_QUERY_LENGTH, description="Case-insensitive name substring"),
+        Query(
+            max_length=MAX_QUERY_LENGTH,
+            description=(
+                "Case-insensitive name substring, with at least 3 consecutive letters or digits"
+            ),
+        ),
     ] = None,
     tag: Annotated[
         list[str],
@@ -209,20 +232,37 @@ async def item_list_params(
     sort: Annotated[
         str, Query(description="Fields id, name, price, created_at, updated_at; '-' = desc")
     ] = "id",
-    skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Rows to skip")] = None,
+    skip: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_SKIP, description="Rows to skip (at most MAX_OFFSET, default 10000)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
     cursor: Annotated[
         str | None,
         Query(max_length=MAX_CURSOR_LENGTH, description="From a Link rel=next header"),
     ] = None,
-    count: Annotated[bool, Query(description="Send X-Total-Count")] = False,
+    count: Annotated[
+        bool,
+        Query(
+            description="Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-Count-Exact"
+        ),
+    ] = False,
     codec: CursorCodec = Depends(get_cursor_codec),
 ) -> ItemListParams:
     """The list query parameters (async: FastAPI runs sync dependencies in a thread)."""
+    if q is not None and not _QUERY_WORD.search(q):
+        message = f"q must contain at least {MIN_QUERY_WORD} consecutive letters or digits"
+        raise _invalid("q", message, q)
     if len(tag) > settings.max_tag_filters:
         # Each tag is a semi-join: their number bounds the statement's cost.
         message = f"at most {settings.max_tag_filters} tag filters"
         raise _invalid("tag", message, f"{len(tag)} tags")
+    if skip is not None and skip > settings.max_offset:
+        # An offset visits every skipped row; a cursor page costs the same at any depth.
+        raise CatalogError(
+            f"skip may be at most {settings.max_offset} (MAX_OFFSET): to page deeper, follow"
+            ' the cursor in the Link rel="next" header (cursor pagination)'
+        )
     base_url = (settings.public_base_url or request.scope.get("root_path", "")).rstrip("/")
     filters = ItemFilters(
         q=q,
@@ -238,7 +278,9 @@ async def item_list_params(
         sort_key = parse_sort(sort, ITEM_SORT_FIELDS)
     except InvalidSortError as error:
         raise _invalid("sort", str(error), sort) from None
-    return ItemListParams(filters, sort_key, skip, limit, cursor, count, codec, base_url)
+    return ItemListParams(
+        filters, sort_key, skip, limit, cursor, count, codec, base_url, settings.count_exact_limit
+    )
 
 
 ItemListDep = Annotated[ItemListParams, Depends(item_list_params)]

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, String, Table, types
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Table, types
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -129,6 +129,56 @@ def _ilike_sqlite(element: unicode_ilike, compiler: SQLCompiler, **kw: Any) -> s
 def unicode_lower(value: str | None) -> str | None:
     """SQLite function `unicode_lower`, registered on every connection."""
     return value.lower() if value is not None else None
+
+
+# A list of integers stored in one column: integer[] on PostgreSQL, JSON text on SQLite.
+INT_LIST: types.TypeEngine[Any] = JSON().with_variant(postgresql.ARRAY(Integer), "postgresql")
+
+
+class empty_int_list(FunctionElement[Any]):
+    """The empty `INT_LIST` as a server default: '{}' on PostgreSQL, '[]' on SQLite."""
+
+    inherit_cache = True
+
+
+@compiles(empty_int_list, "postgresql")
+def _empty_int_list_pg(element: empty_int_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return "'{}'::integer[]"
+
+
+@compiles(empty_int_list, "sqlite")
+def _empty_int_list_sqlite(element: empty_int_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return "'[]'"
+
+
+class carries_tags(FunctionElement[bool]):
+    """`carries_tags(items.id, items.tag_ids, tag_id, ...)`: the item has every tag id.
+
+    PostgreSQL reads the item's own `tag_ids` (one probe of its intarray GIN index; an
+    unknown tag, a NULL id, becomes 0, which no item carries); SQLite checks the join table,
+    one `IN (SELECT item_id ... WHERE tag_id = ?)` per tag (its (tag_id, item_id) index).
+    """
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(carries_tags, "postgresql")
+def _carries_tags_pg(element: carries_tags, compiler: SQLCompiler, **kw: Any) -> str:
+    _, tag_ids, *wanted = (compiler.process(c, **kw) for c in element.clauses)
+    ids = ", ".join(f"coalesce({w}, 0)" for w in wanted)
+    return f"({tag_ids} @> CAST(ARRAY[{ids}] AS INTEGER[]))"
+
+
+@compiles(carries_tags, "sqlite")
+def _carries_tags_sqlite(element: carries_tags, compiler: SQLCompiler, **kw: Any) -> str:
+    item_id, _, *wanted = (compiler.process(c, **kw) for c in element.clauses)
+    # IN (not a correlated EXISTS): SQLite can then drive the query from the tag's
+    # (tag_id, item_id) index and fetch the items by rowid, instead of testing every item.
+    return " AND ".join(
+        f"{item_id} IN (SELECT item_tags.item_id FROM item_tags WHERE item_tags.tag_id = {w})"
+        for w in wanted
+    )
 
 
 # A list of strings bound as one parameter: text[] on PostgreSQL, JSON text on SQLite.

@@ -7,6 +7,7 @@ migrations ALTER tables; type and server-default comparison keep autogenerate ho
 from __future__ import annotations
 
 import sys
+import time
 from typing import Literal
 
 from alembic import context
@@ -19,6 +20,8 @@ from catalog.db.backends import backend_of
 from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
 from catalog.db.types import StringList, UTCDateTime
+from catalog.migrations import online
+from catalog.migrations.online import MIGRATION_LOCK_KEY, release_session_lock
 
 # The models' metadata; a test may compare against another (runner.revision).
 target_metadata = context.config.attributes.get("target_metadata", Base.metadata)
@@ -82,10 +85,6 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-# pg_advisory_xact_lock key: one migration at a time per database, whatever the instance.
-MIGRATION_LOCK_KEY = 727_100_001
-
-
 def _one_at_a_time(connection: Connection, settings: Settings) -> None:
     """Serialize migrators, then bound how long migration DDL may wait for a table.
 
@@ -103,6 +102,38 @@ def _one_at_a_time(connection: Connection, settings: Settings) -> None:
     connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(ddl_ms)}")
 
 
+def _wait_for_session_lock(connection: Connection, settings: Settings) -> None:
+    """Take the migration lock at session level, waiting outside any transaction.
+
+    Online migrations leave the transaction (CREATE INDEX CONCURRENTLY, batched backfills:
+    migrations/online.py), which would release a transaction-scoped lock; and a CONCURRENTLY
+    build waits for every open transaction, so a migrator queued *inside* a transaction
+    would deadlock with it. So the others poll, each try a statement of its own. Behind a
+    transaction-mode pooler session state does not hold: the transaction-scoped lock alone
+    serializes there (run online migrations on a direct connection; see README).
+    """
+    if backend_of(connection).name != "postgresql":
+        return
+    if settings.database_pooler == "transaction":
+        connection.info[online.NO_SESSION_LOCK_FLAG] = True
+        return
+    deadline = time.monotonic() + settings.migration_wait_timeout_s
+    while True:
+        got = connection.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+        ).scalar()
+        connection.commit()
+        if got:
+            connection.info[online.SESSION_LOCK_FLAG] = True
+            return
+        if time.monotonic() > deadline:
+            wait = settings.migration_wait_timeout_s
+            sys.exit(
+                f"error: another migration held the lock for {wait} s (MIGRATION_WAIT_TIMEOUT_S)"
+            )
+        time.sleep(0.2)
+
+
 def _migration_settings(settings: Settings) -> Settings:
     # An SQLite migrator waits for another one's write transaction as long as it may wait.
     wait_ms = settings.migration_wait_timeout_s * 1000
@@ -115,9 +146,15 @@ def run_migrations_online() -> None:
     try:
         with engine.connect() as connection:
             _configure(connection)
-            with context.begin_transaction():
-                _one_at_a_time(connection, settings)
-                context.run_migrations()
+            try:
+                _wait_for_session_lock(connection, settings)
+                with context.begin_transaction():
+                    _one_at_a_time(connection, settings)
+                    context.run_migrations()
+            finally:
+                # Taken by migrations that leave the transaction (migrations/online.py).
+                release_session_lock(connection)
+                connection.commit()
     finally:
         engine.dispose()
 

@@ -89,6 +89,7 @@ def _cors(settings: Settings) -> Middleware:
         "expose_headers": [
             "Link",
             "X-Total-Count",
+            "X-Total-Count-Exact",
             "X-Request-ID",
             "Retry-After",
             "ETag",

@@ -1,0 +1,93 @@
+"""items.tag_ids, the copy of item_tags that tag filters read on PostgreSQL, stays exact.
+
+Concurrent writes to the same items' tags (the service's own PATCHes, tag deletions)
+race on purpose; afterwards every tag filter must list what a fresh reading of item_tags
+says, and each item's tag_ids must equal its links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+
+import httpx
+from sqlalchemy import select, text
+
+from catalog.db.database import Database
+from catalog.models import Tag, item_tags
+from tests.conftest import Account
+
+TAGS = ["red", "green", "blue", "cyan", "black", "white"]
+
+
+async def _truth(database: Database) -> dict[str, set[int]]:
+    """Item ids per tag name, read from the join table."""
+    async with database.transaction() as session:
+        rows = (
+            await session.execute(
+                select(Tag.name, item_tags.c.item_id).join(item_tags, item_tags.c.tag_id == Tag.id)
+            )
+        ).all()
+    truth: dict[str, set[int]] = {name: set() for name in TAGS}
+    for name, item_id in rows:
+        truth.setdefault(name, set()).add(item_id)
+    return truth
+
+
+async def _listed(client: httpx.AsyncClient, tags: tuple[str, ...]) -> set[int]:
+    response = await client.get("/items", params={"tag": list(tags), "limit": 100})
+    assert response.status_code == 200, response.text
+    return {item["id"] for item in response.json()}
+
+
+async def test_tag_filters_match_item_tags_after_concurrent_tag_edits(
+    client: httpx.AsyncClient, database: Database, user: Account
+) -> None:
+    rng = random.Random(14)
+    ids = []
+    for n in range(6):
+        body = {"name": f"item {n}", "price": "1.00", "tags": rng.sample(TAGS, 2)}
+        created = await client.post("/items", json=body, headers=user.headers)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+
+    async def retag(item_id: int) -> None:
+        tags = rng.sample(TAGS, rng.randint(0, 4))
+        response = await client.patch(
+            f"/items/{item_id}", json={"tags": tags}, headers=user.headers
+        )
+        assert response.status_code in (200, 503), response.text  # 503: a lock wait ran out
+
+    for _ in range(3):
+        await asyncio.gather(*(retag(rng.choice(ids)) for _ in range(40)))
+    # A tag deleted while its items are being retagged: its links go by cascade.
+    await asyncio.gather(
+        client.delete("/tags/cyan", headers=user.headers),
+        *(retag(item_id) for item_id in ids),
+    )
+
+    truth = await _truth(database)
+    assert any(truth.values()), "nothing was tagged: nothing was checked"
+    for size in (1, 2):
+        for tags in itertools.combinations(TAGS, size):
+            expected = set(ids).intersection(*(truth.get(t, set()) for t in tags))
+            assert await _listed(client, tags) == expected, tags
+    async with database.transaction() as session:
+        if database.backend.name == "postgresql":
+            stale = await session.scalar(
+                text(
+                    "SELECT count(*) FROM items i WHERE tag_ids IS DISTINCT FROM coalesce("
+                    "(SELECT array_agg(tag_id ORDER BY tag_id) FROM item_tags l"
+                    " WHERE l.item_id = i.id), '{}')"
+                )
+            )
+        else:
+            stale = await session.scalar(
+                text(
+                    "SELECT count(*) FROM items i WHERE tag_ids IS NOT (SELECT json_group_array"
+                    "(tag_id) FROM (SELECT tag_id FROM item_tags l WHERE l.item_id = i.id"
+                    " ORDER BY tag_id))"
+                )
+            )
+    assert stale == 0
