@@ -172,7 +172,7 @@ class Settings(BaseSettings):
         text = str(value).strip().lower()
         if text in ("off", "on"):
             return text
-        if text.isdigit() and 0 < int(text) < 65536:
+        if text.isascii() and text.isdigit() and 0 < int(text) < 65536:
             return int(text)
         raise ValueError("METRICS must be off, on, or a port number (1-65535)")
 

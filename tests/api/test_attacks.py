@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from catalog.admin.views import _expected
+from catalog.api import conditional
 from catalog.api.app import create_app
 from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.models import LoginFailure
 from catalog.services.login_throttle import LoginAttempt, LoginPolicy
-from tests.api import asgi_client, login
+from tests.api import Fetch, asgi_client, login
 from tests.conftest import Account
 
 OWNER_ADDRESS = ("127.0.0.2", 1000)
@@ -102,3 +107,59 @@ def test_under_the_threshold_no_key_blocks() -> None:
     assert attempt._wait(future) == 0.0
     blocked = {"scope": "account", "failures": 5, "last_failure_at": now}
     assert attempt._wait(blocked) == 1.0
+
+
+# --- finding 7: a superscript digit in an entity tag is not a 500 ----------------------------
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
+async def test_a_non_ascii_digit_in_if_match_is_a_failed_precondition(
+    client: httpx.AsyncClient, user: Account, fetch: Fetch, method: str
+) -> None:
+    # Before: '²'.isdigit() is true and int('²') raised: a 500 with a traceback.
+    created = await client.post("/items", json={"name": "lamp", "price": "1"}, headers=user.headers)
+    item_id = created.json()["id"]
+    odd = {"If-Match": f'"{item_id}.\xb2"'.encode("latin-1")}
+    body = {"name": "x"} if method != "DELETE" else None
+    item = await client.request(method, f"/items/{item_id}", json=body, headers=user.headers | odd)
+    assert item.status_code == 412
+    assert await fetch("SELECT name, version FROM items") == [("lamp", 1)]
+
+
+async def test_a_non_ascii_digit_in_if_match_on_my_account_is_a_failed_precondition(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    odd = {"If-Match": f'"{user.id}.\xb2"'.encode("latin-1")}
+    response = await client.patch("/users/me", json={"full_name": "x"}, headers=user.headers | odd)
+    assert response.status_code == 412
+
+
+def test_the_metrics_setting_refuses_a_non_ascii_digit() -> None:
+    with pytest.raises(ValidationError, match="METRICS must be off, on, or a port number"):
+        Settings(metrics="\xb2")
+
+
+def test_an_admin_form_version_of_non_ascii_digits_names_no_version() -> None:
+    assert _expected("\xb2") is None
+    assert _expected("3") == (3,)
+
+
+# --- finding 2: an If-None-Match of millions of tags is read no further than a bound -------
+
+
+def test_entity_tag_lists_are_read_to_a_bound() -> None:
+    many = ", ".join(f'"x{n}"' for n in range(100_000))
+    assert len(conditional._tags(many) or []) == conditional.MAX_LIST_TAGS
+    assert conditional.is_current('"7.1", ' + many, 7, 1)
+    assert conditional.expected_versions('"7.2", ' + many, 7) == (2,)
+
+
+async def test_a_huge_if_none_match_is_answered(client: httpx.AsyncClient, user: Account) -> None:
+    created = await client.post("/items", json={"name": "lamp", "price": "1"}, headers=user.headers)
+    item_id = created.json()["id"]
+    tags = ", ".join(f'"x{n}"' for n in range(100_000))
+    current = await client.get(
+        f"/items/{item_id}", headers={"If-None-Match": f'"{item_id}.1", {tags}'}
+    )
+    other = await client.get(f"/items/{item_id}", headers={"If-None-Match": tags})
+    assert (current.status_code, other.status_code) == (304, 200)

@@ -66,7 +66,8 @@ def parse_id(value: Any) -> int | None:
 def _expected(version: Any) -> Expected:
     """The version a form was filled from (None for a form without one)."""
     text = str(version or "").strip()
-    return (int(text),) if text.isdigit() and len(text) < 10 else None
+    # ASCII digits only: '²'.isdigit() is true, and int('²') raises.
+    return (int(text),) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
 
 def _existing_id(value: Any) -> int:
