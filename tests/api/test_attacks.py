@@ -6,9 +6,11 @@ the idempotency fingerprint of a password, If-Match/If-None-Match parsing, X-Cat
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -20,6 +22,7 @@ from catalog.api.app import create_app
 from catalog.config import Settings
 from catalog.db.database import Database
 from catalog.models import LoginFailure
+from catalog.schemas import UserCreate
 from catalog.services.login_throttle import LoginAttempt, LoginPolicy
 from tests.api import Fetch, asgi_client, login
 from tests.conftest import Account
@@ -163,3 +166,36 @@ async def test_a_huge_if_none_match_is_answered(client: httpx.AsyncClient, user:
     )
     other = await client.get(f"/items/{item_id}", headers={"If-None-Match": tags})
     assert (current.status_code, other.status_code) == (304, 200)
+
+
+# --- finding 3: no fast hash of a password is stored --------------------------------------
+
+
+async def test_a_registrations_stored_fingerprint_cannot_be_guessed_offline(
+    client: httpx.AsyncClient, fetch: Fetch
+) -> None:
+    # Before: the fingerprint was the SHA-256 of the body, password included: from a leaked
+    # database, a dictionary found "sunshine1" at 848,000 guesses per second.
+    email = "victim@example.com"
+    response = await client.post(
+        "/users",
+        json={"email": email, "password": "sunshine1"},
+        headers={"Idempotency-Key": "register-1"},
+    )
+    assert response.status_code == 201
+    [(stored,)] = await fetch("SELECT fingerprint FROM idempotency_keys")
+
+    def unkeyed(password: str) -> str:
+        body = UserCreate(email=email, password=password).model_dump(mode="json")
+        canonical = orjson.dumps(["POST", "/users", body], option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+    assert stored not in {unkeyed(guess) for guess in ("password1", "sunshine1", "letmein1")}
+    # The replay still recognizes the same request.
+    again = await client.post(
+        "/users",
+        json={"email": email, "password": "sunshine1"},
+        headers={"Idempotency-Key": "register-1"},
+    )
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
