@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)  # per account and address, before back-off
     login_max_failures_per_address: int = Field(default=50, ge=1)  # per client address
     login_max_failures_per_account: int = Field(default=100, ge=1)  # per account, all addresses
+    # Registrations one client address may have in progress at once, per worker (429 past).
+    registrations_per_address: int = Field(default=2, ge=1, le=1000)
     login_failure_window_seconds: int = Field(default=900, ge=1)  # idle time that resets
     login_lockout_max_seconds: int = Field(default=900, ge=1)  # the longest back-off
 

@@ -6,7 +6,10 @@ the idempotency fingerprint of a password, If-Match/If-None-Match parsing, X-Cat
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,6 +19,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from catalog import security
 from catalog.admin.views import _expected
 from catalog.api import conditional
 from catalog.api.app import create_app
@@ -199,3 +203,113 @@ async def test_a_registrations_stored_fingerprint_cannot_be_guessed_offline(
     )
     assert again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true"
+
+
+# --- finding 5: registration floods never make a login fail -------------------------------
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[str], threading.Event]]:
+    """Every new-password hash, counted, and held until the returned event is set."""
+    done: list[str] = []
+    gate = threading.Event()
+    real = security.hash_password
+
+    def gated(password: str) -> str:
+        gate.wait(timeout=10)
+        done.append(password)
+        return real(password)
+
+    monkeypatch.setattr(security, "hash_password", gated)
+    yield done, gate
+    gate.set()
+
+
+async def test_a_taken_email_is_refused_before_any_hashing(
+    client: httpx.AsyncClient, user: Account, hashes: tuple[list[str], threading.Event]
+) -> None:
+    done, gate = hashes
+    gate.set()
+    response = await client.post("/users", json={"email": user.email, "password": "password123"})
+    assert response.status_code == 409
+    assert done == []  # before: one argon2 hash per attempt, before the duplicate was found
+
+
+@pytest.fixture
+async def small_pool(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    """One hashing thread and 4 waiting places (2 of them kept for password checks)."""
+    previous = security.configure_hashing(1, 4)
+    try:
+        yield create_app(
+            settings.model_copy(update={"password_hash_threads": 1, "password_hash_queue": 4}),
+            database,
+        )
+    finally:
+        security.restore_hashing(previous)
+
+
+async def _until_admitted(count: int) -> None:
+    for _ in range(500):  # bounded: fail rather than wait forever
+        if security._pool.admitted == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"admitted {security._pool.admitted}, never {count}")
+
+
+async def test_a_registration_flood_from_one_address_leaves_logins_alone(
+    small_pool: FastAPI, user: Account, hashes: tuple[list[str], threading.Event]
+) -> None:
+    done, gate = hashes
+    async with (
+        asgi_client(small_pool, address=ATTACKER_ADDRESS) as attacker,
+        asgi_client(small_pool, address=OWNER_ADDRESS) as owner,
+    ):
+        flood = [
+            asyncio.ensure_future(
+                attacker.post("/users", json={"email": f"bot{n}@example.com", "password": "x" * 8})
+            )
+            for n in range(20)
+        ]
+        for _ in range(500):  # the address's two places; the other 18 are refused
+            if sum(task.done() for task in flood) == 18:
+                break
+            await asyncio.sleep(0.01)
+        await _until_admitted(2)
+        refused = [task.result() for task in flood if task.done()]
+        logging_in = asyncio.ensure_future(login(owner, user.email, user.password))
+        await _until_admitted(3)  # the owner's check is admitted, not refused
+        gate.set()
+        owner_login = await logging_in
+        statuses = [response.status_code for response in await asyncio.gather(*flood)]
+
+    assert owner_login.status_code == 200
+    assert {r.status_code for r in refused} == {429}
+    assert sorted(statuses) == [201] * 2 + [429] * 18
+    assert len(done) == 2
+
+
+async def test_new_password_hashing_leaves_places_for_password_checks(
+    small_pool: FastAPI, user: Account, hashes: tuple[list[str], threading.Event]
+) -> None:
+    # Many addresses, one registration each: they take 3 of the 5 places, never the last 2.
+    _, gate = hashes
+    clients = [asgi_client(small_pool, address=(f"192.0.2.{n}", 1)) for n in range(1, 6)]
+    try:
+        flood = [
+            asyncio.ensure_future(
+                c.post("/users", json={"email": f"new{n}@example.com", "password": "x" * 8})
+            )
+            for n, c in enumerate(clients)
+        ]
+        await _until_admitted(3)
+        async with asgi_client(small_pool, address=OWNER_ADDRESS) as owner:
+            logging_in = asyncio.ensure_future(login(owner, user.email, user.password))
+            await _until_admitted(4)
+            gate.set()
+            owner_login = await logging_in
+        statuses = sorted(r.status_code for r in await asyncio.gather(*flood))
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert owner_login.status_code == 200
+    assert statuses == [201] * 3 + [503] * 2

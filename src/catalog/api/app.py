@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from catalog.api import observe
+from catalog.api.admission import PerAddressGate
 from catalog.api.conditional import if_match
 from catalog.api.consistency import LSN_HEADER, ConsistencyTokenMiddleware
 from catalog.api.deadline import DeadlineMiddleware
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.signing_key = signing_key
     app.state.cursor_codec = CursorCodec(signing_key)
+    app.state.registrations = PerAddressGate(settings.registrations_per_address)
     app.state.login_policy = LoginPolicy(
         max_failures=settings.login_max_failures,
         max_failures_per_address=settings.login_max_failures_per_address,
