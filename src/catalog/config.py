@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     login_lockout_max_seconds: int = Field(default=900, ge=1)  # the longest back-off
 
     # --- headers and URLs ---
+    # `catalog serve`: the longest request head (request line and headers; 431 past it), and
+    # how long a head may take to arrive (408 and the connection closed past it).
+    max_header_bytes: int = Field(default=32768, ge=1024, le=1024 * 1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     public_base_url: str | None = None  # absolute Link targets; relative when unset
     allowed_hosts: TextList = ()  # Host header values accepted; any when empty
     cors_origins: TextList = ()  # origins allowed by CORS; none when empty
