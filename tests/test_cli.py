@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from catalog.api.app import create_app
 from catalog.cli import app
+from catalog.cli.http_protocol import BoundedHttpToolsProtocol
 from catalog.config import get_settings
 from catalog.db.database import Database
 from catalog.db.engine import create_sync_engine
@@ -369,7 +370,7 @@ def test_serve_defaults(tmp_path: Path, uvicorn_calls: list[Any]) -> None:
         "reload": False,
         "reload_dirs": None,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": BoundedHttpToolsProtocol,  # httptools, its request heads bounded
         "access_log": False,  # the service logs requests itself (ACCESS_LOG)
         "log_config": logging_config(get_settings()),
         "log_level": None,

@@ -131,12 +131,19 @@ class Settings(BaseSettings):
     password_hash_queue: int = Field(default=16, ge=0, le=10_000)
 
     # --- accounts ---
-    login_max_failures: int = Field(default=5, ge=1)  # per account, before back-off
+    login_max_failures: int = Field(default=5, ge=1)  # per account and address, before back-off
     login_max_failures_per_address: int = Field(default=50, ge=1)  # per client address
+    login_max_failures_per_account: int = Field(default=100, ge=1)  # per account, all addresses
+    # Registrations one client address may have in progress at once, per worker (429 past).
+    registrations_per_address: int = Field(default=2, ge=1, le=1000)
     login_failure_window_seconds: int = Field(default=900, ge=1)  # idle time that resets
     login_lockout_max_seconds: int = Field(default=900, ge=1)  # the longest back-off
 
     # --- headers and URLs ---
+    # `catalog serve`: the longest request head (request line and headers; 431 past it), and
+    # how long a head may take to arrive (408 and the connection closed past it).
+    max_header_bytes: int = Field(default=32768, ge=1024, le=1024 * 1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     public_base_url: str | None = None  # absolute Link targets; relative when unset
     allowed_hosts: TextList = ()  # Host header values accepted; any when empty
     cors_origins: TextList = ()  # origins allowed by CORS; none when empty
@@ -184,7 +191,7 @@ class Settings(BaseSettings):
         text = str(value).strip().lower()
         if text in ("off", "on"):
             return text
-        if text.isdigit() and 0 < int(text) < 65536:
+        if text.isascii() and text.isdigit() and 0 < int(text) < 65536:
             return int(text)
         raise ValueError("METRICS must be off, on, or a port number (1-65535)")
 

@@ -51,3 +51,6 @@ login_failed: Hook[[str]] = Hook("login_failed")
 
 # A POST answered with the stored response of an earlier one (same Idempotency-Key).
 idempotent_replayed: Hook[[]] = Hook("idempotent_replayed")
+
+# An X-Catalog-LSN beyond the primary's WAL position (forged): ignored.
+lsn_ignored: Hook[[]] = Hook("lsn_ignored")

@@ -75,6 +75,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=utcnow())
     # Incremented by every update: the ETag, and the If-Match check in the update's WHERE.
     version: Mapped[int] = mapped_column(server_default=text("1"))
+    # Incremented by an admin logout: admin sessions signed in before it are refused.
+    admin_sessions: Mapped[int] = mapped_column(server_default=text("0"))
 
     items: Mapped[list[Item]] = relationship(
         back_populates="owner", lazy="raise", passive_deletes=True

@@ -48,9 +48,20 @@ class HashingPool:
         """Hashes running or waiting now."""
         return self._admitted
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
-        """`function(*args)` in a hashing thread, or ServiceUnavailableError when full."""
-        if self._admitted >= self.threads + self.queue:
+    @property
+    def reserved(self) -> int:
+        """Queue places only password checks may take (`run(..., reserved=True)`): half."""
+        return self.queue // 2
+
+    async def run(self, function: Callable[..., T], *args: object, reserved: bool = False) -> T:
+        """`function(*args)` in a hashing thread, or ServiceUnavailableError when full.
+
+        Without `reserved`, the last `self.reserved` places are out of reach: hashing new
+        passwords (registrations, which anyone may send by the thousand) can never take
+        every place, so password checks (logins) always find one.
+        """
+        limit = self.threads + self.queue - (0 if reserved else self.reserved)
+        if self._admitted >= limit:
             # Waiting for one hash per free thread ahead of us, roughly: a second or so.
             raise ServiceUnavailableError(HASHING_BUSY, retry_after=1)
         loop = asyncio.get_running_loop()
@@ -123,13 +134,15 @@ def verify_password_or_dummy(password: str, hashed: str | None) -> bool:
 
 # Argon2 is deliberately slow (tens of ms): keep it off the event loop.
 async def hash_password_async(password: str) -> str:
-    """`hash_password` in the hashing pool (ServiceUnavailableError when it is full)."""
+    """`hash_password` in the hashing pool (ServiceUnavailableError when it is full, the
+    places reserved for password checks included)."""
     return await _pool.run(hash_password, password)
 
 
 async def verify_password_or_dummy_async(password: str, hashed: str | None) -> bool:
-    """`verify_password_or_dummy` in the hashing pool (ServiceUnavailableError when full)."""
-    return await _pool.run(verify_password_or_dummy, password, hashed)
+    """`verify_password_or_dummy` in the hashing pool (ServiceUnavailableError when full);
+    it may take the places reserved for password checks."""
+    return await _pool.run(verify_password_or_dummy, password, hashed, reserved=True)
 
 
 def verify_and_update_or_dummy(password: str, hashed: str | None) -> tuple[bool, str | None]:

@@ -125,7 +125,7 @@ async def test_the_table_never_holds_what_was_typed(
 ) -> None:
     await login(client, "secret.person@example.com", "hunter2-password")
     rows = await fetch("SELECT key, scope FROM login_failures")
-    assert {scope for _, scope in rows} == {"account", "address"}
+    assert {scope for _, scope in rows} == {"account", "address", "global"}
     assert all(len(key) == 64 and "example" not in key for key, _ in rows)
 
 
@@ -167,7 +167,7 @@ async def test_concurrent_failures_count_exactly(
         )
     assert {r.status_code for r in responses} == {401}
     rows = await fetch("SELECT scope, failures FROM login_failures ORDER BY scope")
-    assert rows == [("account", 12), ("address", 12)]
+    assert rows == [("account", 12), ("address", 12), ("global", 12)]
 
 
 async def test_counts_are_shared_by_separate_app_instances(
@@ -214,7 +214,8 @@ async def test_idle_rows_are_purged(
     app.state.login_policy._next_purge = 0.0  # due now
     await login(client, "new@example.com", "x")
     scopes = await fetch("SELECT scope, failures FROM login_failures ORDER BY scope")
-    assert scopes == [("account", 1), ("address", 1)]  # the old account's row is gone
+    # the old account's rows are gone
+    assert scopes == [("account", 1), ("address", 1), ("global", 1)]
 
 
 # --- the hashing queue ------------------------------------------------------------------------

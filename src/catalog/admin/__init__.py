@@ -26,7 +26,12 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from catalog.admin.auth import SuperuserAuth
-from catalog.admin.middleware import CSRFMiddleware, SecurityHeadersMiddleware, csrf_token
+from catalog.admin.middleware import (
+    CSRFMiddleware,
+    RelativeRedirectsMiddleware,
+    SecurityHeadersMiddleware,
+    csrf_token,
+)
 from catalog.admin.views import VIEWS
 from catalog.config import Settings
 from catalog.db.database import Database
@@ -35,6 +40,10 @@ from catalog.security import derived_key
 
 BASE_URL = "/admin"
 SESSION_COOKIE = "catalog_admin"
+# sqladmin's routes that serve a file named by a column's text, relative to the working
+# directory. Catalog has no file columns: they could only ever leak `.secret_key` or the
+# database file, so they are not routed at all (404).
+FILE_ROUTES = frozenset({"file_download", "file_preview"})
 HERE = Path(__file__).resolve().parent
 
 
@@ -85,14 +94,22 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
         title="Catalog admin",
         favicon_url=f"{BASE_URL}/assets/favicon.svg",
         templates_dir=str(HERE / "templates"),
-        # Outermost first: headers on every answer, the CSRF check inside the session.
-        middlewares=[Middleware(SecurityHeadersMiddleware), session, Middleware(CSRFMiddleware)],
+        # Outermost first: redirects never built from the Host header, headers on every
+        # answer, the CSRF check inside the session.
+        middlewares=[
+            Middleware(RelativeRedirectsMiddleware, public_base_url=settings.public_base_url),
+            Middleware(SecurityHeadersMiddleware),
+            session,
+            Middleware(CSRFMiddleware),
+        ],
         authentication_backend=auth,
     )
     auth.templates = admin.templates
     admin.admin.state = app.state  # the admin's views and login read the API's database
     admin.templates.env.globals["csrf_token"] = _page_token
-    admin.admin.router.routes.insert(
+    routes = admin.admin.router.routes
+    routes[:] = [route for route in routes if getattr(route, "name", None) not in FILE_ROUTES]
+    routes.insert(
         0, Mount("/assets", app=StaticFiles(directory=HERE / "static"), name="catalog_assets")
     )
     for view in VIEWS:

@@ -28,6 +28,7 @@ from catalog.services.users import Credentials, Principal
 
 SESSION_USER = "uid"
 SESSION_STAMP = "pwd"
+SESSION_EPOCH = "sessions"  # the account's admin session stamp at sign-in
 NOT_A_SUPERUSER = "Only superusers may sign in to the admin"
 LOGIN_TEMPLATE = "sqladmin/login.html"
 
@@ -69,6 +70,7 @@ class SuperuserAuth(AuthenticationBackend):
             async with database.unit_of_work() as uow:
                 user_id, hashed_password = await check_credentials(request, uow, email, password)
                 account = await users.get_user(uow, user_id)
+                epoch = await users.admin_sessions(uow, user_id)
         except CatalogError as error:
             return await self._refused(request, error.detail, error.status_code)
         if not account.value["is_superuser"]:
@@ -78,28 +80,39 @@ class SuperuserAuth(AuthenticationBackend):
         request.session.clear()
         request.session[SESSION_USER] = user_id
         request.session[SESSION_STAMP] = credential_stamp(hashed_password, key)
+        request.session[SESSION_EPOCH] = epoch
         rotate_csrf_token(request.session)
         return True
 
     async def logout(self, request: Request) -> Response | bool:
-        """End the session (the CSRF middleware has checked the link's token)."""
+        """End the session (the CSRF middleware has checked the link's token): the account's
+        admin session stamp moves on, so a copy of this cookie, kept before, is refused too
+        (and so are the account's other admin sessions)."""
+        user_id = request.session.get(SESSION_USER)
+        if isinstance(user_id, int) and await self.authenticate(request):
+            database: Database = request.app.state.database
+            async with database.unit_of_work() as uow:
+                await users.end_admin_sessions(uow, user_id)
         request.session.clear()
         return RedirectResponse(request.url_for("admin:login"), status_code=302)
 
     async def authenticate(self, request: Request) -> bool:
-        """Whether the session belongs to an active superuser with the same password."""
+        """Whether the session belongs to an active superuser with the same password, signed
+        in since the account's last admin logout."""
         user_id = request.session.get(SESSION_USER)
         stamp = request.session.get(SESSION_STAMP)
-        if not isinstance(user_id, int) or not isinstance(stamp, str):
+        epoch = request.session.get(SESSION_EPOCH)
+        if not isinstance(user_id, int) or not isinstance(stamp, str) or not isinstance(epoch, int):
             return False
         database: Database = request.app.state.database
         key: str = request.app.state.signing_key
         try:
             async with database.unit_of_work() as uow:
                 user = await users.current_user(uow, TokenClaims(user_id, stamp), key)
+                current_epoch = await users.admin_sessions(uow, user_id)
         except (AuthenticationError, PermissionDeniedError):
             user = None
-        if user is None or not user.is_superuser:
+        if user is None or not user.is_superuser or current_epoch != epoch:
             request.session.clear()
             return False
         request.state.admin_principal = Principal(user.id, user.is_superuser)

@@ -9,6 +9,10 @@ needs the token too (in its query string: the token dies with the session it end
 
 `SecurityHeadersMiddleware`: the admin's pages may load nothing from elsewhere and may not
 be framed (clickjacking).
+
+`RelativeRedirectsMiddleware`: sqladmin builds its redirects with `url_for`, from the
+request's `Host` header (`Host: evil.example` answered `Location: http://evil.example/...`).
+They become relative references, or absolute under PUBLIC_BASE_URL when it is set.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -173,3 +178,42 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class RelativeRedirectsMiddleware:
+    """Make every admin `Location` a path (or PUBLIC_BASE_URL + path), never Host-built."""
+
+    def __init__(self, app: ASGIApp, public_base_url: str | None = None) -> None:
+        self.app = app
+        self.base = (public_base_url or "").rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_relative(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                location = headers.get("location")
+                if location is not None:
+                    headers["location"] = self._target(scope, location)
+            await send(message)
+
+        await self.app(scope, receive, send_relative)
+
+    def _target(self, scope: Scope, location: str) -> str:
+        parts = urlsplit(location)
+        path = parts.path or "/"
+        if parts.query:
+            path += f"?{parts.query}"
+        if parts.fragment:
+            path += f"#{parts.fragment}"
+        if not self.base:
+            # "//evil.example" would be absolute too: a path starts with exactly one slash.
+            return "/" + path.lstrip("/")
+        # The app's own root (a proxy's prefix), not the admin's mount point under it.
+        root: str = scope.get("app_root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return self.base + "/" + path.lstrip("/")

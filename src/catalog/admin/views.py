@@ -10,12 +10,14 @@ item), `updated_at` set by the database, a new password revoking the account's t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqladmin import ModelView
 from sqladmin.formatters import BASE_FORMATTERS
 from sqlalchemy import Select, false, literal, or_
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from catalog.admin.forms import ItemForm, TagForm, UserForm
@@ -66,7 +68,8 @@ def parse_id(value: Any) -> int | None:
 def _expected(version: Any) -> Expected:
     """The version a form was filled from (None for a form without one)."""
     text = str(version or "").strip()
-    return (int(text),) if text.isdigit() and len(text) < 10 else None
+    # ASCII digits only: '²'.isdigit() is true, and int('²') raises.
+    return (int(text),) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
 
 def _existing_id(value: Any) -> int:
@@ -143,6 +146,12 @@ class ServiceModelView(ModelView):
             return None
         return await super().get_object_for_delete(value)
 
+    async def get_object_filepath(self, identifier: str, column_name: str) -> Path:
+        """Never a file: Catalog has no file columns, and sqladmin would read the column's
+        text as a path under the working directory (`.secret_key`, the SQLite file).
+        `mount_admin` removes the routes that call this; this is the second lock."""
+        raise HTTPException(status_code=404)
+
 
 class UserAdmin(ServiceModelView, model=User):
     """Accounts: search, sort, edit (name, flags, password), deactivate, delete."""
@@ -176,13 +185,14 @@ class UserAdmin(ServiceModelView, model=User):
         expected = _expected(data.get("version"))
         async with _database(request).unit_of_work() as uow:
             user_id = _existing_id(pk)
-            await users.update_user(uow, user_id, changes, expected=expected)
+            # As the signed-in superuser: the rules the API applies (no self-demotion).
+            await users.update_user(uow, user_id, changes, actor=_actor(request), expected=expected)
         return User(id=user_id)
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """`users.delete_user`: the account and, by cascade, its items."""
         async with _database(request).unit_of_work() as uow:
-            await users.delete_user(uow, _existing_id(pk))
+            await users.delete_user(uow, _existing_id(pk), actor=_actor(request))
 
 
 class ItemAdmin(ServiceModelView, model=Item):

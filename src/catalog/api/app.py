@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from catalog.api import middleware, observe
+from catalog.api.admission import PerAddressGate
 from catalog.api.conditional import if_match
 from catalog.api.deps import get_current_user, get_reading_unit_of_work, get_unit_of_work
 from catalog.api.docs import install_docs
@@ -118,9 +119,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.signing_key = signing_key
     app.state.cursor_codec = CursorCodec(signing_key)
+    app.state.registrations = PerAddressGate(settings.registrations_per_address)
     app.state.login_policy = LoginPolicy(
         max_failures=settings.login_max_failures,
         max_failures_per_address=settings.login_max_failures_per_address,
+        max_failures_per_account=settings.login_max_failures_per_account,
         window_seconds=settings.login_failure_window_seconds,
         max_block_seconds=settings.login_lockout_max_seconds,
     )

@@ -3,7 +3,8 @@
 A POST with the header runs as one transaction that claims the key, does the write and
 stores the response; a retry with the same key and body gets that response again, marked
 `Idempotent-Replayed: true`. Keys belong to the authenticated user (registration, which
-has none, shares one anonymous scope: its fingerprint includes the password).
+has none, shares one anonymous scope: its fingerprint includes the password, which is why
+fingerprints are keyed with a secret derived from SECRET_KEY, never a bare hash).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from catalog.db.unit_of_work import UnitOfWork
+from catalog.security import derived_key
 from catalog.services import idempotency
 
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as header values travel
 REPLAYED_HEADER = "Idempotent-Replayed"
 ANONYMOUS = "anonymous"
 _KEPT_HEADERS = ("etag", "location")  # what a replay repeats besides the body
+FINGERPRINT_PURPOSE = "idempotency-fingerprint"
 
 
 def _header_error(key: str, message: str) -> RequestValidationError:
@@ -66,7 +69,10 @@ async def respond_once(
     if key is None:
         return await write()
     settings = request.app.state.settings
-    digest = idempotency.fingerprint(request.method, request.url.path, body)
+    key_for_fingerprints = derived_key(request.app.state.signing_key, FINGERPRINT_PURPOSE)
+    digest = idempotency.fingerprint(
+        request.method, request.url.path, body, key=key_for_fingerprints
+    )
     ttl = timedelta(hours=settings.idempotency_key_ttl_hours)
     try:
         stored = await idempotency.claim(uow, scope, key, digest, ttl)

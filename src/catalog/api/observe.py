@@ -61,6 +61,7 @@ async def running(app: FastAPI, settings: Settings, database: Database) -> Async
             stops.append(statement_executed.subscribe(metrics.observe_statement))
             stops.append(hooks.login_failed.subscribe(metrics.observe_login_failure))
             stops.append(hooks.idempotent_replayed.subscribe(metrics.observe_replay))
+            stops.append(hooks.lsn_ignored.subscribe(metrics.observe_lsn_ignored))
             if isinstance(pool, WaitCountingPool):
                 metrics.pools.append(pool)
                 stops.append(lambda: metrics.pools.remove(pool))

@@ -61,6 +61,7 @@ def serve(
 
     import uvicorn  # imported late: the other commands do not need it
 
+    from catalog.cli.http_protocol import BoundedHttpToolsProtocol
     from catalog.logs import logging_config
 
     with ExitStack() as stack:
@@ -86,7 +87,9 @@ def serve(
             reload=reload,
             reload_dirs=[str(PACKAGE_DIR)] if reload else None,
             loop="uvloop",
-            http="httptools",
+            # httptools with the head bounded in size and time (MAX_HEADER_BYTES,
+            # HEADER_TIMEOUT_SECONDS): uvicorn bounds neither (cli/http_protocol.py).
+            http=BoundedHttpToolsProtocol,
             # The service logs each request itself (ACCESS_LOG), with route and user.
             access_log=False,
             log_config=logging_config(settings),

@@ -10,6 +10,11 @@ queries a second), not from the request: a read costs nothing extra. Its figures
 be older than the truth, so a choice based on them is safe. A replica that is down, not in
 recovery, or further behind than REPLICA_MAX_LAG_SECONDS is skipped; with none left,
 reads go to the primary.
+
+A position no write has reached yet (`FFFFFFFF/FFFFFFFF` from any anonymous client) would
+send every read to the primary: `vouch` checks a client's position against the primary's,
+asking the primary afresh only when the position is past the last one polled, one such
+question in flight at a time. A position beyond the primary's is ignored (and counted).
 """
 
 from __future__ import annotations
@@ -67,9 +72,39 @@ class ReplicaSet:
     _history: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _turns: itertools.cycle[int] = field(init=False)
     _poller: asyncio.Task[None] | None = None
+    _probe: asyncio.Future[int | None] | None = None  # the primary asked afresh
+    _probe_started: float = 0.0
 
     def __post_init__(self) -> None:
         self._turns = itertools.cycle(range(len(self.replicas)))
+
+    async def vouch(self, seen: int) -> bool:
+        """Whether the primary has reached WAL position `seen` (a real write's is); False
+        for a position from the future, which no write can have answered."""
+        if self._history and seen <= self._history[-1][1]:
+            return True
+        asked_at = time.monotonic()
+        position = await self._fresh_primary_position(asked_at)
+        # Unknown (the primary does not answer): the safe side, as if it were real.
+        return position is None or seen <= position
+
+    async def _fresh_primary_position(self, asked_at: float) -> int | None:
+        """The primary's position from a query sent after `asked_at`: one in flight at a
+        time, shared by every caller that asked before it was sent (a flood of forged
+        positions costs the primary one tiny query at a time)."""
+        while True:
+            probe = self._probe
+            if probe is not None and self._probe_started >= asked_at:
+                return await asyncio.shield(probe)
+            if probe is None or probe.done():
+                self._probe_started = time.monotonic()
+                self._probe = probe = asyncio.ensure_future(self._primary_position())
+                return await asyncio.shield(probe)
+            await asyncio.wait([probe])  # sent before we asked: wait for the next one
+
+    async def _primary_position(self) -> int | None:
+        position = await _scalar(self.primary, "SELECT pg_current_wal_lsn()::text")
+        return None if position is None else parse_lsn(position)
 
     def choose(self, seen: int | None) -> AsyncEngine | None:
         """A replica for a read by a client that has seen WAL position `seen`, or None (the

@@ -27,6 +27,7 @@ from catalog.db.backends import Backend
 from catalog.db.compiled import CompiledQuery, Row
 from catalog.db.errors import is_unavailable
 from catalog.db.replicas import parse_lsn
+from catalog.hooks import lsn_ignored
 
 _POSITION = CompiledQuery(text("SELECT pg_current_wal_lsn()::text AS position"))
 
@@ -41,6 +42,7 @@ class UnitOfWork:
 
     __slots__ = (
         "_database",
+        "_seen_vouched",
         "_session",
         "_turn_taken",
         "backend",
@@ -63,6 +65,7 @@ class UnitOfWork:
         # every read must go to the primary (a write request), and, once the unit has
         # written and committed, the primary's position after that commit.
         self.seen: int | None = None
+        self._seen_vouched = False  # `seen` checked against the primary's position
         self.primary_only = False
         self.wrote = False
         self.commit_position: int | None = None
@@ -92,6 +95,11 @@ class UnitOfWork:
         if self._session is None:
             replicas = self._database.replicas
             if replicas is not None and not self.primary_only:
+                if self.seen is not None and not self._seen_vouched:
+                    if not await replicas.vouch(self.seen):
+                        self.seen = None  # from the future: no write of ours answered it
+                        lsn_ignored.emit()
+                    self._seen_vouched = True
                 replica = replicas.choose(self.seen)
                 if replica is not None:
                     try:

@@ -1,15 +1,26 @@
-"""Login throttling: failed password checks slow down an account and a client address.
+"""Login throttling: failed password checks slow down guessing, never the account's owner.
 
-Every failed check counts against the account (its email, registered or not) and against
-the client address, in the database, so every worker and process shares the counts. Past
-`max_failures` within the failure window, the key is blocked for a back-off that doubles
-with each further failure up to `max_block_seconds` and then ends: an attacker can slow a
-real user down, never lock them out for good. A blocked attempt is refused with
-TooManyRequestsError before any hashing, and is not itself counted (so the block ends).
+Every failed check is counted, in the database (so every worker and process shares the
+counts), under three keys (OWASP's authentication cheat sheet: throttle per account *and*
+address, not per account alone, or anyone could lock a named account out):
+- `account`: this account (its email, registered or not) from this client address;
+  `max_failures` are free, then back-off. An attacker at one address throttles only
+  themselves: the owner at another address has a clean key of their own.
+- `address`: this client address over every account (`max_failures_per_address`).
+- `global`: this account from every address (`max_failures_per_account`, much higher). Past
+  it, an address that has itself failed for this account is held back as well: guessing from
+  many addresses stays bounded per account, while an owner who has not mistyped is never
+  refused.
+Past a key's threshold within the failure window, it is blocked for a back-off that doubles
+with each further failure up to `max_block_seconds` and then ends (never a permanent
+lock-out). Under its threshold a key never blocks, whatever the order of the clocks of the
+attempts involved. A blocked attempt is refused with TooManyRequestsError before any
+hashing, and is not itself counted (so the block ends).
 
 Costs: a clean login reads one statement here and writes nothing; a failure is one upsert
-that counts both keys (atomic, so concurrent failures count exactly); a success after
-failures deletes the account's row. Rows idle for a whole window are purged now and then.
+that counts the three keys (atomic, so concurrent failures count exactly); a success after
+failures deletes the account's rows (its address's are kept). Rows idle for a whole window
+are purged now and then.
 """
 
 from __future__ import annotations
@@ -31,22 +42,26 @@ from catalog.errors import TooManyRequestsError
 from catalog.models import LoginFailure
 
 TOO_MANY_FAILURES = "Too many failed logins; retry later"
-ACCOUNT, ADDRESS = "account", "address"
+ACCOUNT, ADDRESS, GLOBAL = "account", "address", "global"
+SCOPES = (ACCOUNT, ADDRESS, GLOBAL)
 
 
 @dataclass(slots=True)
 class LoginPolicy:
     """How many failures are free, how long counts last, and the longest block."""
 
-    max_failures: int = 5  # per account
+    max_failures: int = 5  # per account from one address
     max_failures_per_address: int = 50
+    max_failures_per_account: int = 100  # per account from every address
     window_seconds: int = 900  # a key idle this long starts again from zero
     max_block_seconds: int = 900
     _next_purge: float = field(default=0.0, init=False, compare=False)
 
     def threshold(self, scope: str) -> int:
         """Failures allowed before back-off starts, for a scope."""
-        return self.max_failures if scope == ACCOUNT else self.max_failures_per_address
+        if scope == ACCOUNT:
+            return self.max_failures
+        return self.max_failures_per_address if scope == ADDRESS else self.max_failures_per_account
 
     def block_seconds(self, scope: str, failures: int) -> float:
         """How long a key with `failures` recent failures is blocked after the last one."""
@@ -71,7 +86,7 @@ def _digest(scope: str, value: str) -> str:
 
 _READ = CompiledQuery(
     select(LoginFailure.scope, LoginFailure.failures, LoginFailure.last_failure_at).where(
-        or_(LoginFailure.key == bindparam("account"), LoginFailure.key == bindparam("address"))
+        or_(*(LoginFailure.key == bindparam(scope) for scope in SCOPES))
     )
 )
 
@@ -86,7 +101,7 @@ def _record() -> Any:
             "failures": one,
             "last_failure_at": bindparam(f"{scope}_now", type_=LoginFailure.last_failure_at.type),
         }
-        for scope in (ACCOUNT, ADDRESS)
+        for scope in SCOPES
     ]
     statement = upsert(LoginFailure).values(rows)
     return statement.on_conflict_do_update(
@@ -108,7 +123,9 @@ def _record() -> Any:
 
 _RECORD = CompiledQuery(_record())
 _FORGET = CompiledQuery(
-    delete(LoginFailure).where(LoginFailure.key == bindparam("account")).returning(LoginFailure.key)
+    delete(LoginFailure)
+    .where(or_(LoginFailure.key == bindparam(ACCOUNT), LoginFailure.key == bindparam(GLOBAL)))
+    .returning(LoginFailure.key)
 )
 _PURGE = CompiledQuery(
     delete(LoginFailure)
@@ -132,7 +149,13 @@ class LoginAttempt:
 
     @property
     def _keys(self) -> dict[str, str]:
-        return {"account": _digest(ACCOUNT, self.email), "address": _digest(ADDRESS, self.address)}
+        # The account's key from this address: the email and the address, NUL-separated
+        # (neither holds a NUL the database could store, so no two pairs share a key).
+        return {
+            ACCOUNT: _digest(ACCOUNT, f"{self.email}\0{self.address}"),
+            ADDRESS: _digest(ADDRESS, self.address),
+            GLOBAL: _digest(GLOBAL, self.email),
+        }
 
     def _stale_before(self) -> datetime:
         return self.now - timedelta(seconds=self.policy.window_seconds)
@@ -140,8 +163,15 @@ class LoginAttempt:
     async def check(self, uow: UnitOfWork) -> None:
         """TooManyRequestsError if the account or the address is blocked now (one read)."""
         rows = await uow.fetch_all(_READ, **self._keys)
-        wait = max((self._wait(row) for row in rows), default=0.0)
-        self._account_failed_before = any(row["scope"] == ACCOUNT for row in rows)
+        failed_here = any(
+            row["scope"] == ACCOUNT and row["last_failure_at"] >= self._stale_before()
+            for row in rows
+        )
+        # The account-wide count holds back only addresses that have failed for it: an
+        # owner who has not mistyped is never refused because of others' guesses.
+        waits = (self._wait(row) for row in rows if row["scope"] != GLOBAL or failed_here)
+        wait = max(waits, default=0.0)
+        self._account_failed_before = any(row["scope"] in (ACCOUNT, GLOBAL) for row in rows)
         if wait > 0:
             raise TooManyRequestsError(TOO_MANY_FAILURES, retry_after=math.ceil(wait))
 
@@ -149,9 +179,12 @@ class LoginAttempt:
         last: datetime = row["last_failure_at"]
         if last < self._stale_before():
             return 0.0
-        blocked_until = last + timedelta(
-            seconds=self.policy.block_seconds(row["scope"], row["failures"])
-        )
+        block = self.policy.block_seconds(row["scope"], row["failures"])
+        if block <= 0:
+            # Under the threshold nothing blocks, even when a concurrent attempt stamped its
+            # failure later than this attempt's own clock (`last` after `now`).
+            return 0.0
+        blocked_until = last + timedelta(seconds=block)
         return max(0.0, (blocked_until - self.now).total_seconds())
 
     async def failed(self, uow: UnitOfWork) -> None:
@@ -159,10 +192,8 @@ class LoginAttempt:
         keys = self._keys
         await uow.write(
             _RECORD,
-            account_key=keys["account"],
-            address_key=keys["address"],
-            account_now=self.now,
-            address_now=self.now,
+            **{f"{scope}_key": keys[scope] for scope in SCOPES},
+            **{f"{scope}_now": self.now for scope in SCOPES},
             stale_before=self._stale_before(),
         )
         if self.policy.purge_due():
@@ -173,4 +204,5 @@ class LoginAttempt:
         """The right password: the account's failures are forgotten (its address's are not,
         or one valid account would reset an attacker's address between guesses)."""
         if self._account_failed_before:
-            await uow.write(_FORGET, account=self._keys["account"])
+            keys = self._keys
+            await uow.write(_FORGET, account=keys[ACCOUNT], **{GLOBAL: keys[GLOBAL]})

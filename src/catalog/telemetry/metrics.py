@@ -84,6 +84,11 @@ class Metrics(Collector):
             ("reason",),
             registry=registry,
         )
+        self.lsn_ignored = Counter(
+            "catalog_lsn_ignored",
+            "X-Catalog-LSN values beyond the primary's WAL position (forged), ignored.",
+            registry=registry,
+        )
         self.statement_duration = Histogram(
             "catalog_db_statement_duration_seconds",
             "Time the database took for one statement, both execution paths, by outcome.",
@@ -138,6 +143,10 @@ class Metrics(Collector):
     def observe_login_failure(self, reason: str) -> None:
         """Subscriber of `hooks.login_failed`."""
         self.login_failures.labels(reason).inc()
+
+    def observe_lsn_ignored(self) -> None:
+        """Count one forged consistency token."""
+        self.lsn_ignored.inc()
 
     def observe_replay(self) -> None:
         """Subscriber of `hooks.idempotent_replayed`."""

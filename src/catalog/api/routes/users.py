@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, status
 from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
+from catalog.api.admission import PerAddressGate
 from catalog.api.conditional import (
     IfMatch,
     IfNoneMatch,
@@ -55,12 +56,20 @@ _BUSY = (503, "Too many password checks in progress")
     "",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=errors((409, "Email already registered"), _BUSY),
+    responses=errors(
+        (409, "Email already registered"),
+        (429, "Too many registrations in progress from this address"),
+        _BUSY,
+    ),
 )
 async def register(
-    request: Request, data: UserCreate, uow: UnitOfWorkDep, key: IdempotencyKey
+    request: Request,
+    data: UserCreate,
+    uow: UnitOfWorkDep,
+    key: IdempotencyKey,
+    address: ClientAddressDep,
 ) -> Response:
-    """Create an account (anyone may register)."""
+    """Create an account (anyone may register; a few at a time from one address)."""
 
     async def write() -> Response:
         return json_response(await users.register(uow, data), status_code=201, headers=NO_STORE)
@@ -68,7 +77,9 @@ async def register(
     # No account yet: one shared scope, whose fingerprint holds the whole body (password
     # included), so only the same registration can be replayed.
     body = data.model_dump(mode="json")
-    return await respond_once(request, uow, key, scope=ANONYMOUS, body=body, write=write)
+    gate: PerAddressGate = request.app.state.registrations
+    async with gate.admit(address):
+        return await respond_once(request, uow, key, scope=ANONYMOUS, body=body, write=write)
 
 
 @router.get("/me", response_model=UserRead)
