@@ -142,7 +142,7 @@ export const listUsers = <ThrowOnError extends boolean = false>(options?: Option
 /**
  * Register
  *
- * Create an account (anyone may register).
+ * Create an account (anyone may register; a few at a time from one address).
  */
 export const register = <ThrowOnError extends boolean = false>(options: Options<RegisterData, ThrowOnError>) => (options.client ?? client).post<RegisterResponses, RegisterErrors, ThrowOnError>({
     url: '/users',

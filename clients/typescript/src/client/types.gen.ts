@@ -331,7 +331,7 @@ export type ListItemsData = {
         /**
          * Q
          *
-         * Case-insensitive name substring
+         * Case-insensitive name substring, with at least 3 consecutive letters or digits
          */
         q?: string | null;
         /**
@@ -377,7 +377,7 @@ export type ListItemsData = {
         /**
          * Skip
          *
-         * Rows to skip
+         * Rows to skip (at most MAX_OFFSET, default 10000)
          */
         skip?: number | null;
         /**
@@ -395,7 +395,7 @@ export type ListItemsData = {
         /**
          * Count
          *
-         * Send X-Total-Count
+         * Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-Count-Exact
          */
         count?: boolean;
     };
@@ -892,7 +892,7 @@ export type ListTagItemsData = {
         /**
          * Q
          *
-         * Case-insensitive name substring
+         * Case-insensitive name substring, with at least 3 consecutive letters or digits
          */
         q?: string | null;
         /**
@@ -938,7 +938,7 @@ export type ListTagItemsData = {
         /**
          * Skip
          *
-         * Rows to skip
+         * Rows to skip (at most MAX_OFFSET, default 10000)
          */
         skip?: number | null;
         /**
@@ -956,7 +956,7 @@ export type ListTagItemsData = {
         /**
          * Count
          *
-         * Send X-Total-Count
+         * Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-Count-Exact
          */
         count?: boolean;
     };
@@ -1149,6 +1149,10 @@ export type RegisterErrors = {
      * Invalid parameters or body; or an Idempotency-Key used for a different request
      */
     422: ValidationErrorBody;
+    /**
+     * Too many registrations in progress from this address
+     */
+    429: ErrorBody;
     /**
      * Too many password checks in progress; or the database is unavailable, or the request ran past its deadline
      */
@@ -1514,7 +1518,7 @@ export type ListUserItemsData = {
         /**
          * Q
          *
-         * Case-insensitive name substring
+         * Case-insensitive name substring, with at least 3 consecutive letters or digits
          */
         q?: string | null;
         /**
@@ -1560,7 +1564,7 @@ export type ListUserItemsData = {
         /**
          * Skip
          *
-         * Rows to skip
+         * Rows to skip (at most MAX_OFFSET, default 10000)
          */
         skip?: number | null;
         /**
@@ -1578,7 +1582,7 @@ export type ListUserItemsData = {
         /**
          * Count
          *
-         * Send X-Total-Count
+         * Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-Count-Exact
          */
         count?: boolean;
     };

@@ -193,7 +193,8 @@ def sync_detailed(
      Items (active or not): filtered, sorted (default by id) and paged.
 
     Args:
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -204,10 +205,11 @@ def sync_detailed(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -262,7 +264,8 @@ def sync(
      Items (active or not): filtered, sorted (default by id) and paged.
 
     Args:
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -273,10 +276,11 @@ def sync(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -326,7 +330,8 @@ async def asyncio_detailed(
      Items (active or not): filtered, sorted (default by id) and paged.
 
     Args:
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -337,10 +342,11 @@ async def asyncio_detailed(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -393,7 +399,8 @@ async def asyncio(
      Items (active or not): filtered, sorted (default by id) and paged.
 
     Args:
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -404,10 +411,11 @@ async def asyncio(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -204,7 +204,8 @@ def sync_detailed(
 
     Args:
         user_id (int):
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -215,10 +216,11 @@ def sync_detailed(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -276,7 +278,8 @@ def sync(
 
     Args:
         user_id (int):
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -287,10 +290,11 @@ def sync(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -343,7 +347,8 @@ async def asyncio_detailed(
 
     Args:
         user_id (int):
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -354,10 +359,11 @@ async def asyncio_detailed(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -413,7 +419,8 @@ async def asyncio(
 
     Args:
         user_id (int):
-        q (None | str | Unset): Case-insensitive name substring
+        q (None | str | Unset): Case-insensitive name substring, with at least 3 consecutive
+            letters or digits
         tag (list[str] | Unset): Items carrying every given tag (repeatable, at most
             MAX_TAG_FILTERS)
         owner_id (int | None | Unset):
@@ -424,10 +431,11 @@ async def asyncio(
         created_before (datetime.datetime | None | Unset): ISO 8601, inclusive
         sort (str | Unset): Fields id, name, price, created_at, updated_at; '-' = desc Default:
             'id'.
-        skip (int | None | Unset): Rows to skip
+        skip (int | None | Unset): Rows to skip (at most MAX_OFFSET, default 10000)
         limit (int | Unset): Page size Default: 100.
         cursor (None | str | Unset): From a Link rel=next header
-        count (bool | Unset): Send X-Total-Count Default: False.
+        count (bool | Unset): Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-
+            Count-Exact Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

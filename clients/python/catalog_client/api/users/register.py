@@ -67,6 +67,11 @@ def _parse_response(
 
         return response_422
 
+    if response.status_code == 429:
+        response_429 = ErrorBody.from_dict(response.json())
+
+        return response_429
+
     if response.status_code == 503:
         response_503 = ErrorBody.from_dict(response.json())
 
@@ -97,7 +102,7 @@ def sync_detailed(
 ) -> Response[ErrorBody | UserRead | ValidationErrorBody]:
     """Register
 
-     Create an account (anyone may register).
+     Create an account (anyone may register; a few at a time from one address).
 
     Args:
         idempotency_key (None | str | Unset): A unique value (1-255 visible ASCII characters)
@@ -133,7 +138,7 @@ def sync(
 ) -> ErrorBody | UserRead | ValidationErrorBody | None:
     """Register
 
-     Create an account (anyone may register).
+     Create an account (anyone may register; a few at a time from one address).
 
     Args:
         idempotency_key (None | str | Unset): A unique value (1-255 visible ASCII characters)
@@ -164,7 +169,7 @@ async def asyncio_detailed(
 ) -> Response[ErrorBody | UserRead | ValidationErrorBody]:
     """Register
 
-     Create an account (anyone may register).
+     Create an account (anyone may register; a few at a time from one address).
 
     Args:
         idempotency_key (None | str | Unset): A unique value (1-255 visible ASCII characters)
@@ -198,7 +203,7 @@ async def asyncio(
 ) -> ErrorBody | UserRead | ValidationErrorBody | None:
     """Register
 
-     Create an account (anyone may register).
+     Create an account (anyone may register; a few at a time from one address).
 
     Args:
         idempotency_key (None | str | Unset): A unique value (1-255 visible ASCII characters)
