@@ -300,8 +300,16 @@ def _measure(
             server.start(work_dir)
         _log("servers up: " + ", ".join(f"{s.name} {s.base_url}" for s in servers.values()))
         token = _login(servers["service"], ds)
+        minted = lineup.deep_cursor_paths(args, secret, work_dir, ds)
         targets = {
-            name: {s.name: scenarios.resolve(s, ds, server.base_url) for s in args.scenarios}
+            name: {
+                s.name: (
+                    scenarios.fixed(minted[lineup.cursor_kind(name)])
+                    if s.name == "deep_cursor" and minted
+                    else scenarios.resolve(s, ds, server.base_url)
+                )
+                for s in args.scenarios
+            }
             for name, server in servers.items()
         }
         if "baseline" in servers:
