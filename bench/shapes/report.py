@@ -44,7 +44,9 @@ def _rows(run: ShapeRun) -> str:
 
 def _answer(run: ShapeRun) -> str:
     if run.problems:
-        return "WRONG"
+        # A 503 (statement or request timeout) is not the right answer either, but says why.
+        unavailable = any("503" in problem for problem in run.problems)
+        return "503" if unavailable else "WRONG"
     if run.refused:
         return f"{run.status} ({run.refused})"
     return str(run.status)
