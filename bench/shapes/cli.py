@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import orjson
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
@@ -59,6 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count-cap", type=int, help="override the build's documented rule")
     parser.add_argument("--goal-ms", type=float, help="median goal (default: issue 14's)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.items < 100 or args.users < 1:
         parser.error("--rounds >= 1, --items >= 100 and --users >= 1")
@@ -149,5 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = _prepare(args)
     result = measure(args, url)
     print(report.render(result, markdown=args.markdown))
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(report.as_json(result), option=orjson.OPT_INDENT_2))
     _log(f"done in {time.perf_counter() - started:.0f} s")
     return 1 if result.wrong else 0

@@ -6,6 +6,7 @@ import math
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from bench.shapes.check import Rules
 from bench.shapes.timing import ShapeRun
@@ -104,3 +105,24 @@ def render(result: Result, *, markdown: bool = False) -> str:
         summary.append(f"  {run.shape.label} ({run.urls[0] if run.urls else run.shape.url}):")
         summary += [f"    {problem}" for problem in problems[:5]]
     return "\n".join(lines + summary)
+
+
+def as_json(result: Result) -> dict[str, Any]:
+    """The run as data (`--json`), for comparing sizes and builds (`bench.shapes.compare`)."""
+    return {
+        "backend": result.backend,
+        "items": result.items,
+        "rounds": result.rounds,
+        "load": list(result.load),
+        "shapes": {
+            run.shape.label: {
+                "url": run.shape.url,
+                "answer": _answer(run),
+                "rows": run.rows,
+                "median_ms": None if math.isnan(run.median) else round(run.median, 2),
+                "p90_ms": None if math.isnan(run.p90) else round(run.p90, 2),
+                "problems": list(dict.fromkeys(run.problems)),
+            }
+            for run in result.runs
+        },
+    }
