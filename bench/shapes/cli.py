@@ -116,7 +116,8 @@ def measure(args: argparse.Namespace, url: str) -> report.Result:
         "LOG_FORMAT": "text",
     }
     server = Server("service", SERVICE_APP, env)
-    engine = create_engine(_oracle_url(url))
+    # Autocommit: no transaction held open for the length of the run.
+    engine = create_engine(_oracle_url(url), isolation_level="AUTOCOMMIT")
     work_dir = Path(tempfile.mkdtemp(prefix="catalog-shapes-"))
     try:
         with engine.connect() as conn:
