@@ -85,4 +85,6 @@ def test_a_missing_documented_refusal_is_reported(dataset_url: str) -> None:
     result = _measure(dataset_url, "--only", "skip=1000", "--max-offset", "100")
     assert [run.problems for run in result.runs] == [["skip > 100: expected 400, got 200"]]
     result = _measure(dataset_url, "--only", "q=2ch-many", "--min-q-length", "3")
-    assert [run.problems for run in result.runs] == [["q shorter than 3: expected 422, got 200"]]
+    assert [run.problems for run in result.runs] == [
+        ["q without 3 letters/digits in a row: expected 422, got 200"]
+    ]

@@ -10,6 +10,7 @@ the number is the cap and the true total exceeds it).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +25,15 @@ TOTAL, EXACT = "x-total-count", "x-total-count-exact"
 class Rules:
     """What the served build documents about refusals and totals (0 / None: no rule)."""
 
-    min_q_length: int = 0
+    min_q_length: int = 0  # q must hold this many letters or digits in a row (0, 1: no rule)
     max_offset: int | None = None
     count_cap: int | None = None
     max_tags: int = 10
 
     def describe(self) -> str:
         return (
-            f"q >= {self.min_q_length or 1} chars, skip <= {self.max_offset or 'any'},"
+            f"q with >= {self.min_q_length or 1} letters/digits in a row,"
+            f" skip <= {self.max_offset or 'any'},"
             f" exact counts up to {self.count_cap or 'any'}, <= {self.max_tags} tags"
         )
 
@@ -46,8 +48,14 @@ def rules_from_settings(database_url: str, secret: str) -> Rules:
     def setting(*names: str) -> Any:
         return next((getattr(settings, n) for n in names if hasattr(settings, n)), None)
 
+    try:  # a constant of the API module in the listfast build: not a setting
+        from catalog.api import listing
+
+        min_word = int(getattr(listing, "MIN_QUERY_WORD", 0))
+    except ImportError:
+        min_word = 0
     return Rules(
-        min_q_length=int(setting("min_q_length", "min_query_length", "q_min_length") or 0),
+        min_q_length=int(setting("min_q_length", "min_query_length") or min_word),
         max_offset=setting("max_offset"),
         count_cap=setting("count_exact_limit", "count_limit", "count_cap"),
         max_tags=int(setting("max_tag_filters") or 10),
@@ -65,8 +73,10 @@ class Refusal:
 
 def refusal(request: ListRequest, rules: Rules) -> Refusal | None:
     """The refusal `rules` document for this request, if any."""
-    if request.q is not None and 0 < len(request.q.strip()) < rules.min_q_length:
-        return Refusal(422, "q", f"q shorter than {rules.min_q_length}")
+    if request.q is not None and rules.min_q_length > 1:
+        word = re.compile(rf"[^\W_]{{{rules.min_q_length}}}")
+        if not word.search(request.q):
+            return Refusal(422, "q", f"q without {rules.min_q_length} letters/digits in a row")
     if rules.max_offset is not None and request.skip > rules.max_offset:
         return Refusal(400, "cursor", f"skip > {rules.max_offset}")
     return None

@@ -40,6 +40,7 @@ class Params:
     q2_many: str
     q2_none: str
     q3: str
+    q3_many: str  # the most common 3-letter substring: a search that matches a lot
     q3_none: str
     needle: str  # a whole item name: matches a handful of items
     price_q1: str
@@ -161,6 +162,7 @@ def choose(conn: Connection) -> Params:
         q2_many=pairs.most_common(1)[0][0],
         q2_none=_first_matching_nothing(conn, _NONE_PAIRS),
         q3=q3,
+        q3_many=_grams(sample, 3).most_common(1)[0][0],
         q3_none=_first_matching_nothing(conn, _NONE_LONG),
         needle=str(middle).lower(),
         price_q1=_nth_price(conn, items // 4),
