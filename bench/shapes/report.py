@@ -49,7 +49,7 @@ def _answer(run: ShapeRun) -> str:
         unavailable = any("503" in problem for problem in run.problems)
         return "503" if unavailable else "WRONG"
     if run.refused:
-        return f"{run.status} ({run.refused})"
+        return f"{run.status} refused"
     return str(run.status)
 
 
@@ -87,7 +87,8 @@ def render(result: Result, *, markdown: bool = False) -> str:
         f" one request at a time; {now}; Python {platform.python_version()};"
         f" load average {result.load[0]:.1f} before, {result.load[1]:.1f} after",
         f"rules of the build: {result.rules.describe()}",
-        "time per shape and round: its slowest request (multi-page shapes follow Link rel=next)",
+        "time per shape and round: its slowest request (multi-page shapes follow Link rel=next);"
+        " 'refused': the refusal the build documents for that shape, checked as such",
     ]
     if worst is not None:
         summary.append(
