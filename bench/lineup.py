@@ -161,21 +161,25 @@ def cursor_kind(server_name: str) -> str:
 def deep_cursor_paths(
     args: argparse.Namespace, secret: str, work_dir: Path, ds: dataset.Dataset
 ) -> dict[str, str]:
-    """deep_cursor's next links, when the servers refuse the offset that leads to them.
+    """deep_cursor's next links, from servers started for the purpose.
 
-    With a documented maximum offset (issue 14) below the deep page, the links come from a
-    service and a baseline started for the purpose with the maximum lifted; cursors are
-    signed with the run's secret, so the measured servers accept them. Empty: not needed.
+    The link comes from the page at offset depth - 50, which the measured servers may not
+    answer: a documented maximum offset (issue 14) refuses it, and at 10M items it takes
+    longer than the statement and request timeouts. A service and a baseline with those
+    lifted hand out the links; cursors are signed with the run's secret, so the measured
+    servers accept them. Empty when deep_cursor is not in the run.
     """
     if not any(s.name == "deep_cursor" for s in args.scenarios):
         return {}
-    limit = rules_from_settings(args.database_url, secret).max_offset
-    if limit is None or limit >= scenarios.deep_depth(ds):
-        return {}
-    mint_args = argparse.Namespace(**{**vars(args), "skip_observed": True, "via_pgbouncer": False})
+    lifted = {**args.server_settings, "statement_timeout": "0"}
+    mint_args = argparse.Namespace(
+        **{**vars(args), "skip_observed": True, "via_pgbouncer": False, "server_settings": lifted}
+    )
     mint_dir = work_dir / "mint"
     mint_dir.mkdir()
     mint = servers(mint_args, secret, mint_dir, None, max_offset=ds.spec.items)
+    for server in mint.values():
+        server.env |= {"DB_STATEMENT_TIMEOUT_MS": "0", "REQUEST_TIMEOUT": "600"}
     try:
         for server in mint.values():
             server.start(mint_dir)

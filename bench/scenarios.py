@@ -124,7 +124,7 @@ def resolve(scenario: Scenario, dataset: Dataset, base_url: str) -> Target:
         path = _items(skip=deep_depth(dataset), limit=PAGE_SIZE)
     elif scenario.name == "deep_cursor":
         before = _items(skip=deep_depth(dataset) - PAGE_SIZE, limit=PAGE_SIZE)
-        response = httpx.get(base_url + before, timeout=60)
+        response = httpx.get(base_url + before, timeout=600)
         link = next_link(response)
         if response.status_code != 200 or link is None:
             raise RuntimeError(
