@@ -443,8 +443,10 @@ class Baseline:
         pool_min: int,
         pool_max: int,
         server_settings: dict[str, str],
+        max_offset: int | None = None,
     ) -> None:
         self.dsn = dsn
+        self.max_offset = max_offset
         self.server_settings = server_settings
         self.secret_key = secret_key
         self.pool_min, self.pool_max = pool_min, pool_max
@@ -491,6 +493,9 @@ class Baseline:
                 query.keyset(self.cursors.decode(query.cursor, query.scope, len(query.sort)))
         except Invalid as error:
             return error.response()
+        if self.max_offset is not None and (query.skip or 0) > self.max_offset:
+            # The service's documented maximum offset (MAX_OFFSET), mirrored.
+            return _error(400, f"skip may be at most {self.max_offset}: use cursor pagination")
         sql = query.page_sql()
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(sql, *query.args, query.limit + 1, query.skip or 0)
@@ -615,7 +620,10 @@ def create_app(
     server_settings: dict[str, str] | None = None,
 ) -> Starlette:
     """The baseline app. Arguments default to the environment: DATABASE_URL, SECRET_KEY,
-    BASELINE_POOL_MIN / BASELINE_POOL_MAX, BASELINE_SERVER_SETTINGS (a JSON object)."""
+    BASELINE_POOL_MIN / BASELINE_POOL_MAX, BASELINE_SERVER_SETTINGS (a JSON object),
+    BASELINE_MAX_OFFSET (refuse larger offsets with 400, as the service does past its
+    MAX_OFFSET; unset: no maximum)."""
+    max_offset = os.environ.get("BASELINE_MAX_OFFSET")
     if server_settings is None:
         server_settings = orjson.loads(os.environ.get("BASELINE_SERVER_SETTINGS", "{}"))
     baseline = Baseline(
@@ -624,6 +632,7 @@ def create_app(
         pool_min or int(os.environ.get("BASELINE_POOL_MIN", "10")),
         pool_max or int(os.environ.get("BASELINE_POOL_MAX", "30")),
         server_settings or {},
+        int(max_offset) if max_offset else None,
     )
     routes = [
         Route("/health", baseline.health),

@@ -20,8 +20,9 @@ from deploy.pgbouncer import PgBouncer
 from deploy.ports import HOST
 from sqlalchemy.engine import make_url
 
-from bench import dataset, report
+from bench import dataset, report, scenarios
 from bench.servers import Server
+from bench.shapes.check import rules_from_settings
 
 SERVICE_APP, BASELINE_APP = "catalog.api.app:create_app", "bench.baseline:create_app"
 BY_HAND_APP = "bench.by_hand:create_app"
@@ -99,9 +100,14 @@ def pgbouncer(args: argparse.Namespace, secret: str) -> Iterator[PgBouncer | Non
 
 
 def servers(
-    args: argparse.Namespace, secret: str, work_dir: Path, bouncer: PgBouncer | None
+    args: argparse.Namespace,
+    secret: str,
+    work_dir: Path,
+    bouncer: PgBouncer | None,
+    max_offset: int | None = None,
 ) -> dict[str, Server]:
-    """The servers of this run, by name (not started)."""
+    """The servers of this run, by name (not started); `max_offset` overrides the
+    service's MAX_OFFSET (and the baseline's mirror of it)."""
     env = {"DATABASE_URL": args.database_url, "SECRET_KEY": secret}
     service_env = env | {
         "ENVIRONMENT": "production",
@@ -111,6 +117,8 @@ def servers(
         "ACCESS_LOG": "false",
         "LOG_FORMAT": "text",
     }
+    if max_offset is not None:
+        service_env["MAX_OFFSET"] = str(max_offset)
     workers = args.workers
     lineup = {"service": Server("service", SERVICE_APP, service_env, workers)}
     if not args.skip_observed:
@@ -143,6 +151,11 @@ def servers(
             "BASELINE_POOL_MAX": str(most),
             "BASELINE_SERVER_SETTINGS": orjson.dumps(args.server_settings).decode(),
         }
+        # The same documented maximum offset as the service's (issue 14), if it has one.
+        if max_offset is None:
+            max_offset = rules_from_settings(args.database_url, secret).max_offset
+        if max_offset is not None:
+            baseline_env["BASELINE_MAX_OFFSET"] = str(max_offset)
         lineup["baseline"] = Server("baseline", BASELINE_APP, baseline_env, workers)
         if not args.skip_by_hand:
             # FastAPI by hand (issue 15): the same pool, SQL and JSON as the baseline.
@@ -150,3 +163,43 @@ def servers(
     for server in lineup.values():
         server.server = getattr(args, "server", "uvicorn")
     return lineup
+
+
+def cursor_kind(server_name: str) -> str:
+    """Whose cursors a server issues: the service's (however deployed) or the baseline's."""
+    return "baseline" if server_name == "baseline" else "service"
+
+
+def deep_cursor_paths(
+    args: argparse.Namespace, secret: str, work_dir: Path, ds: dataset.Dataset
+) -> dict[str, str]:
+    """deep_cursor's next links, from servers started for the purpose.
+
+    The link comes from the page at offset depth - 50, which the measured servers may not
+    answer: a documented maximum offset (issue 14) refuses it, and at 10M items it takes
+    longer than the statement and request timeouts. A service and a baseline with those
+    lifted hand out the links; cursors are signed with the run's secret, so the measured
+    servers accept them. Empty when deep_cursor is not in the run.
+    """
+    if not any(s.name == "deep_cursor" for s in args.scenarios):
+        return {}
+    lifted = {**args.server_settings, "statement_timeout": "0"}
+    mint_args = argparse.Namespace(
+        **{**vars(args), "skip_observed": True, "via_pgbouncer": False, "server_settings": lifted}
+    )
+    mint_dir = work_dir / "mint"
+    mint_dir.mkdir()
+    mint = servers(mint_args, secret, mint_dir, None, max_offset=ds.spec.items)
+    for server in mint.values():
+        server.env |= {"DB_STATEMENT_TIMEOUT_MS": "0", "REQUEST_TIMEOUT": "600"}
+    try:
+        for server in mint.values():
+            server.start(mint_dir)
+        scenario = scenarios.BY_NAME["deep_cursor"]
+        return {
+            name: scenarios.resolve(scenario, ds, server.base_url).path
+            for name, server in mint.items()
+        }
+    finally:
+        for server in mint.values():
+            server.stop()

@@ -23,6 +23,13 @@ SERVERS = ("service", OBSERVED, VIA_PGBOUNCER, BY_HAND, "baseline")
 BY_HAND_TARGET = 1.0
 BASELINE_TARGETS = {"item": 0.6, "create": 0.6, "update": 0.6, "page": 0.8}
 COST_TARGET = 0.05  # metrics + JSON logs may cost at most 5% of requests/s
+# Issue 14: `filtered` served 125 req/s at 64 connections when the issue was filed.
+FILTERED_RPS_BEFORE = 125.0
+FILTERED_SPEEDUP_TARGET = 5.0
+FILTERED_P50_TARGET_MS = 100.0
+FILTERED_VS_PAGE_TARGET = 0.8
+SEARCH_P50_LIST_TARGET_MS = 10.0
+DEEP_SKIP_VS_PAGE_TARGET = 1.5  # deep_skip is bounded: p50 within 1.5x the first page's
 
 
 @dataclass
@@ -282,6 +289,52 @@ def _floor_targets(report: RunReport) -> list[str]:
     return lines
 
 
+def _list_targets(report: RunReport) -> list[str]:
+    """Issue 14's targets under load: filtered, search and deep_skip."""
+    service = {name: runs["service"] for name, runs in report.loads.items() if "service" in runs}
+    lines = ["", "Targets (issue 14, lists at index speed):", ""]
+    filtered, page = service.get("filtered"), service.get("page")
+    if filtered is not None:
+        wanted = FILTERED_RPS_BEFORE * FILTERED_SPEEDUP_TARGET
+        lines.append(
+            f"- filtered >= {FILTERED_SPEEDUP_TARGET:g}x the {FILTERED_RPS_BEFORE:g} req/s"
+            f" measured when the issue was filed ({wanted:g}):"
+            f" {_verdict(filtered.rps >= wanted)} ({filtered.rps:,.0f} req/s)"
+        )
+        lines.append(
+            f"- filtered p50 <= {FILTERED_P50_TARGET_MS:g} ms:"
+            f" {_verdict(filtered.p50_ms <= FILTERED_P50_TARGET_MS)} ({filtered.p50_ms:.2f} ms)"
+        )
+        if page is not None and page.rps:
+            share = filtered.rps / page.rps
+            lines.append(
+                f"- filtered >= {FILTERED_VS_PAGE_TARGET:g}x page's req/s in this run:"
+                f" {_verdict(share >= FILTERED_VS_PAGE_TARGET)} ({share:.2f}x)"
+            )
+    search = service.get("search")
+    if search is not None:
+        lines.append(
+            f"- search p50 <= {SEARCH_P50_LIST_TARGET_MS:g} ms at"
+            f" {report.connections['search']} connections:"
+            f" {_verdict(search.p50_ms <= SEARCH_P50_LIST_TARGET_MS)} ({search.p50_ms:.2f} ms)"
+        )
+    deep = service.get("deep_skip")
+    if deep is not None:
+        refused = deep.requests > 0 and deep.status_errors >= deep.requests
+        how = "refused (offset past the documented maximum)" if refused else "answered"
+        bounded = None
+        if page is not None and page.p50_ms and deep.requests:
+            bounded = deep.socket_errors == 0 and (
+                deep.p50_ms <= DEEP_SKIP_VS_PAGE_TARGET * page.p50_ms
+            )
+        lines.append(
+            f"- deep_skip bounded (p50 <= {DEEP_SKIP_VS_PAGE_TARGET:g}x page's, no timeouts):"
+            f" {_verdict(bounded)} ({how}: {deep.rps:,.0f} req/s, p50 {deep.p50_ms:.2f} ms,"
+            f" {deep.socket_errors} socket errors/timeouts)"
+        )
+    return lines if len(lines) > 3 else []
+
+
 def render(report: RunReport) -> str:
     """The run as Markdown: context, the table, peak RSS, answer checks, targets."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -314,5 +367,5 @@ def render(report: RunReport) -> str:
             "Service (and fastapi-by-hand) and baseline gave the same answers for every checked"
             " request."
         )
-    lines += ["", *_targets(report)]
+    lines += ["", *_targets(report), *_list_targets(report)]
     return "\n".join(lines)

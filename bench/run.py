@@ -46,8 +46,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="PostgreSQL database to (re)build and use (env BENCH_DATABASE_URL)",
+        default=os.environ.get("BENCH_DATABASE_URL"),
+        help="PostgreSQL database to (re)build and use (env BENCH_DATABASE_URL; default"
+        " catalog_bench on the local server, catalog_bench_<items> for another size)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per run")
@@ -109,11 +110,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(scenarios.BY_NAME)}"
         )
     args.scenarios = [s for s in scenarios.SCENARIOS if not names or s.name in names]
+    args.database_url = args.database_url or default_database_url(args.items)
     if min(args.duration, args.connections, args.search_connections, args.threads) <= 0:
         parser.error("--duration, --connections, --search-connections, --threads must be > 0")
     if args.warmup < 0 or args.items < 100 or min(args.cost_rounds, args.workers) < 1:
         parser.error("--warmup must be >= 0, --items >= 100, --cost-rounds and --workers >= 1")
     return args
+
+
+def default_database_url(items: int) -> str:
+    """The local database of a dataset size: each size keeps its own (10M takes minutes)."""
+    if items == dataset.DatasetSpec.items:
+        return DEFAULT_DATABASE_URL
+    return f"{DEFAULT_DATABASE_URL}_{items}"
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -311,8 +320,16 @@ def _measure(
             server.start(work_dir)
         _log("servers up: " + ", ".join(f"{s.name} {s.base_url}" for s in servers.values()))
         token = _login(servers["service"], ds)
+        minted = lineup.deep_cursor_paths(args, secret, work_dir, ds)
         targets = {
-            name: {s.name: scenarios.resolve(s, ds, server.base_url) for s in args.scenarios}
+            name: {
+                s.name: (
+                    scenarios.fixed(minted[lineup.cursor_kind(name)])
+                    if s.name == "deep_cursor" and minted
+                    else scenarios.resolve(s, ds, server.base_url)
+                )
+                for s in args.scenarios
+            }
             for name, server in servers.items()
         }
         if "baseline" in servers:
@@ -349,7 +366,17 @@ def _measure(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; exit status 0 when the run completed (whether or not targets are met)."""
+    """Entry point; exit status 0 when the run completed (whether or not targets are met).
+
+    `--shapes` runs the list shape matrix instead (`python -m bench.shapes`, its own
+    options follow), whose exit status says whether every answer was right.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--shapes" in argv:
+        from bench.shapes.cli import main as shapes_main
+
+        argv.remove("--shapes")
+        return shapes_main(argv)
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
