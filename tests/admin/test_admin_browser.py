@@ -9,22 +9,19 @@ its own browser here); without it these tests are skipped, and fail with CI=true
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from deploy.ports import HOST, free_port
-from deploy.procs import Process
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from catalog.admin.auth import NOT_A_SUPERUSER
 from catalog.admin.middleware import REFUSED
-from tests.conftest import IN_CI, SECRET, Account, MakeUser
+from tests.conftest import IN_CI, Account, MakeUser
+from tests.served import served_catalog
 
 CHROMIUM = "/usr/bin/chromium"
 # As this machine's probe starts it: no sandbox as root, and no background traffic to hosts
@@ -39,8 +36,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CATALOG = str(Path(sys.executable).with_name("catalog"))
-START_TIMEOUT = 60.0
 STEP_TIMEOUT_MS = 15_000
 
 
@@ -67,32 +62,8 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
 @pytest.fixture(scope="session")
 def served(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`catalog serve` with ADMIN=on over the suite's database; its base URL."""
-    workdir = tmp_path_factory.mktemp("served")  # no .env, no key file from the checkout
-    port = free_port()
-    env = {
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": SECRET,
-        "ENVIRONMENT": "test",
-        "ADMIN": "on",
-        "LOG_LEVEL": "WARNING",
-    }
-    argv = [CATALOG, "serve", "--host", HOST, "--port", str(port), "--no-access-log"]
-    log = workdir / "serve.log"
-    server = Process("catalog", argv, log, env=env, cwd=workdir, as_service_user=False)
-    server.start()
-    base_url = f"http://{HOST}:{port}"
-    try:
-        server.wait_ready(lambda: _healthy(base_url), timeout=START_TIMEOUT, what="GET /health")
-        yield base_url
-    finally:
-        server.stop()
-
-
-def _healthy(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200
-    except httpx.TransportError:
-        return False
+    with served_catalog(database_url, tmp_path_factory.mktemp("served"), ADMIN="on") as url:
+        yield url
 
 
 @dataclass
