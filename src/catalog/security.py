@@ -156,8 +156,9 @@ def verify_and_update_or_dummy(password: str, hashed: str | None) -> tuple[bool,
 async def verify_and_update_or_dummy_async(
     password: str, hashed: str | None
 ) -> tuple[bool, str | None]:
-    """`verify_and_update_or_dummy` in the hashing pool (ServiceUnavailableError when full)."""
-    return await _pool.run(verify_and_update_or_dummy, password, hashed)
+    """`verify_and_update_or_dummy` in the hashing pool (ServiceUnavailableError when full);
+    a password check, so it may take the places reserved for checks."""
+    return await _pool.run(verify_and_update_or_dummy, password, hashed, reserved=True)
 
 
 def credential_stamp(hashed_password: str, key: str) -> str:

@@ -322,3 +322,22 @@ async def test_new_password_hashing_leaves_places_for_password_checks(
             await c.aclose()
     assert owner_login.status_code == 200
     assert statuses == [201] * 3 + [503] * 2
+
+
+async def test_registrations_per_address_is_the_setting(
+    settings: Settings, database: Database, hashes: tuple[list[str], threading.Event]
+) -> None:
+    # REGISTRATIONS_PER_ADDRESS=1: a second registration while the first one hashes is 429.
+    _, gate = hashes
+    app = create_app(settings.model_copy(update={"registrations_per_address": 1}), database)
+    async with asgi_client(app, address=ATTACKER_ADDRESS) as client:
+        first = asyncio.ensure_future(
+            client.post("/users", json={"email": "first@example.com", "password": "x" * 8})
+        )
+        await _until_admitted(1)
+        second = await client.post(
+            "/users", json={"email": "second@example.com", "password": "x" * 8}
+        )
+        gate.set()
+        assert second.status_code == 429
+        assert (await first).status_code == 201

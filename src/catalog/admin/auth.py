@@ -22,7 +22,7 @@ from catalog.db.database import Database
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import AuthenticationError, CatalogError, PermissionDeniedError
 from catalog.security import TokenClaims, credential_stamp
-from catalog.services import users
+from catalog.services import admin_sessions, users
 from catalog.services.login_throttle import LoginPolicy
 from catalog.services.users import Credentials, Principal
 
@@ -70,7 +70,7 @@ class SuperuserAuth(AuthenticationBackend):
             async with database.unit_of_work() as uow:
                 user_id, hashed_password = await check_credentials(request, uow, email, password)
                 account = await users.get_user(uow, user_id)
-                epoch = await users.admin_sessions(uow, user_id)
+                epoch = await admin_sessions.admin_sessions(uow, user_id)
         except CatalogError as error:
             return await self._refused(request, error.detail, error.status_code)
         if not account.value["is_superuser"]:
@@ -92,7 +92,7 @@ class SuperuserAuth(AuthenticationBackend):
         if isinstance(user_id, int) and await self.authenticate(request):
             database: Database = request.app.state.database
             async with database.unit_of_work() as uow:
-                await users.end_admin_sessions(uow, user_id)
+                await admin_sessions.end_admin_sessions(uow, user_id)
         request.session.clear()
         return RedirectResponse(request.url_for("admin:login"), status_code=302)
 
@@ -109,7 +109,7 @@ class SuperuserAuth(AuthenticationBackend):
         try:
             async with database.unit_of_work() as uow:
                 user = await users.current_user(uow, TokenClaims(user_id, stamp), key)
-                current_epoch = await users.admin_sessions(uow, user_id)
+                current_epoch = await admin_sessions.admin_sessions(uow, user_id)
         except (AuthenticationError, PermissionDeniedError):
             user = None
         if user is None or not user.is_superuser or current_epoch != epoch:

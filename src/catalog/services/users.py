@@ -131,13 +131,6 @@ _REHASH = CompiledQuery(
     )
 )
 _PASSWORD = CompiledQuery(select(User.email, User.hashed_password).where(_by_id()))
-_ADMIN_SESSIONS = CompiledQuery(select(User.admin_sessions).where(_by_id()))
-_END_ADMIN_SESSIONS = CompiledQuery(
-    update(User)
-    .where(_by_id())
-    .values(admin_sessions=User.admin_sessions + 1)
-    .returning(User.admin_sessions)
-)
 EMAIL_TAKEN = "A user with this email already exists"
 _ID_BY_EMAIL = CompiledQuery(select(User.id).where(User.email == bindparam("email")))
 _PAGE = CompiledQuery(
@@ -243,19 +236,6 @@ async def get_user_id(uow: UnitOfWork, email: str) -> int:
     if row is None:
         raise NotFoundError(f"no user with email {email}")
     return int(row["id"])
-
-
-async def admin_sessions(uow: UnitOfWork, user_id: int) -> int | None:
-    """The account's admin session stamp (None if there is no such account): a session
-    signed in at another stamp has ended."""
-    row = await uow.fetch_one(_ADMIN_SESSIONS, user_id=user_id) if is_valid_id(user_id) else None
-    return None if row is None else int(row["admin_sessions"])
-
-
-async def end_admin_sessions(uow: UnitOfWork, user_id: int) -> None:
-    """End every admin session of the account (a logout): its stamp moves on."""
-    if is_valid_id(user_id):
-        await uow.write(_END_ADMIN_SESSIONS, user_id=user_id)
 
 
 async def user_exists(uow: UnitOfWork, user_id: int) -> bool:
