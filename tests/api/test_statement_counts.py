@@ -36,8 +36,10 @@ TAG_POOL = 120  # more than a page of /tags
 
 
 # asyncpg's own type introspection, run once per connection the first time it meets a
-# type (then cached): connection setup, not per-request work.
-_INTROSPECTION = ("typeinfo_tree", "current_setting('jit')")
+# type (then cached): connection setup, not per-request work. It turns JIT off around
+# the introspection and then sets it back (`set_config('jit', $1, false)`), which behind
+# PgBouncer's transaction mode arrives as a statement of its own.
+_INTROSPECTION = ("typeinfo_tree", "current_setting('jit')", "set_config('jit', $1, false)")
 
 
 @dataclass
