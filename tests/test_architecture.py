@@ -7,7 +7,10 @@ live in `db/` (and in migrations, whose DDL legitimately differs per database).
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,3 +235,46 @@ def test_every_module_stays_small() -> None:
         if (length := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert too_long == {}
+
+
+_IMPORT_EACH = """
+import importlib, json, sys
+failures = {}
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m == "catalog" or m.startswith("catalog.")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as error:
+        failures[name] = f"{type(error).__name__}: {error}"
+print(json.dumps(failures))
+"""
+
+
+def package_modules() -> list[str]:
+    """Every importable module of the package (Alembic's env and revisions run only
+    under Alembic)."""
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if "versions" in parts or (parts[-1] == "env" and "migrations" in parts):
+            continue
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_every_module_imports_first() -> None:
+    """Any module can be the first one imported: no import cycle that only works when
+    another module happened to be imported before (a tool importing `api.listing` alone
+    once got an ImportError, and silently fell back to wrong rules)."""
+    names = package_modules()
+    assert "catalog.api.listing" in names
+    assert len(names) > 50
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EACH, *names],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert json.loads(result.stdout) == {}

@@ -10,6 +10,7 @@ the number is the cap and the true total exceeds it).
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -48,12 +49,15 @@ def rules_from_settings(database_url: str, secret: str) -> Rules:
     def setting(*names: str) -> Any:
         return next((getattr(settings, n) for n in names if hasattr(settings, n)), None)
 
-    try:  # a constant of the API module in the listfast build: not a setting
-        from catalog.api import listing
-
-        min_word = int(getattr(listing, "MIN_QUERY_WORD", 0))
-    except ImportError:
-        min_word = 0
+    # A constant of the API module, not a setting. Only a build without the module has no
+    # such rule: any other import failure is the build's bug, not a missing rule.
+    try:
+        listing = importlib.import_module("catalog.api.listing")
+    except ModuleNotFoundError as error:
+        if error.name != "catalog.api.listing":
+            raise
+        listing = None
+    min_word = int(getattr(listing, "MIN_QUERY_WORD", 0))
     return Rules(
         min_q_length=int(setting("min_q_length", "min_query_length") or min_word),
         max_offset=setting("max_offset"),

@@ -12,13 +12,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from catalog.api import middleware, observe
+from catalog.api import observe
 from catalog.api.admission import PerAddressGate
 from catalog.api.conditional import if_match
 from catalog.api.deps import get_current_user, get_reading_unit_of_work, get_unit_of_work
 from catalog.api.docs import install_docs
 from catalog.api.errors import install_error_handlers
 from catalog.api.idempotency import idempotency_key
+from catalog.api.middleware import stack as middleware_stack
 from catalog.api.middleware.methods import PathMethods, method_not_allowed_handler
 from catalog.api.mounts import redirect_mount_roots
 from catalog.api.openapi import Documented, install_openapi
@@ -157,9 +158,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """The middleware stack (`api/middleware/__init__.py`: one list, outermost first)."""
+    """The middleware stack (`api/middleware/stack.py`: one list, outermost first)."""
     methods = PathMethods(lambda: app.routes)
     app.add_exception_handler(405, method_not_allowed_handler(methods))
     observe.install(app, settings)  # /metrics
     # Starlette builds the chain from `user_middleware`, first entry outermost.
-    app.user_middleware[:0] = middleware.stack(settings, methods)
+    app.user_middleware[:0] = middleware_stack.stack(settings, methods)

@@ -2,7 +2,7 @@
 
 `install` (from `create_app`) adds the /metrics route when METRICS=on; the timing of
 requests (metrics and the access line) is `middleware/observed.py`, in the middleware
-stack (`middleware/__init__.py`). `running` (in the lifespan,
+stack (`middleware/stack.py`). `running` (in the lifespan,
 i.e. in each worker after it started) connects the database and login hooks, the pool
 gauges, the metrics port and the trace exporter, and disconnects them at shutdown.
 """
