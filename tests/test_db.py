@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,20 @@ from catalog.db.database import Database, SyncDatabase
 from catalog.db.engine import create_async_db_engine, create_sync_engine
 from catalog.migrations.runner import upgrade
 from catalog.models import Item, Tag
+from catalog.pagination import parse_sort
+from catalog.services.item_listing import (
+    ITEM_SORT_FIELDS,
+    ItemFilters,
+    ItemListQuery,
+    Total,
+    list_items,
+)
 from catalog.services.item_writes import (
     OneStatementItemWrites,
     StepwiseItemWrites,
     item_writes_for,
 )
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import make_settings, postgresql_only, throwaway_database
 from tests.waiting import eventually_sync
 
 
@@ -588,3 +597,34 @@ async def test_db_echo_logs_every_statement(
         await database.dispose()
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
     assert any("echoed_statement" in message for message in logged) is echo, logged
+
+
+_PLANS = text(
+    "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+    " WHERE statement LIKE '%count(*)%' AND statement NOT LIKE '%pg_prepared_statements%'"
+)
+
+
+@postgresql_only
+async def test_a_capped_count_is_planned_for_its_values_every_time(settings: Settings) -> None:
+    """PostgreSQL would switch a cached statement to a generic plan after five runs; the
+    capped count must never run one (its cost depends on how many rows its values match)."""
+    one_connection = make_settings(settings.database_url, db_pool_size=1, db_max_overflow=0)
+    database = Database.from_settings(one_connection)
+    query = ItemListQuery(
+        ItemFilters(min_price=Decimal("1"), max_price=Decimal("2")),
+        parse_sort("id", ITEM_SORT_FIELDS),
+        limit=5,
+        with_total=True,
+    )
+    try:
+        for _ in range(8):
+            async with database.unit_of_work() as uow:
+                page = await list_items(uow, query)
+                assert page.total == Total(0)
+        async with database.engine.connect() as connection:  # the pool's only connection
+            plans = (await connection.execute(_PLANS)).all()
+    finally:
+        await database.dispose()
+    # The counts ran on this connection (8 totals); none is left prepared with a generic plan.
+    assert [(row.statement, row.generic_plans) for row in plans if row.generic_plans] == []

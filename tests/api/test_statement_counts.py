@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asyncpg.prepared_stmt import PreparedStatement
 from sqlalchemy import event, insert, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import RelationshipProperty
@@ -75,12 +76,23 @@ class SqlLog:
 
 
 @pytest.fixture
-def sql(database: Database, count_statements: StatementCounter) -> Iterator[SqlLog]:
+def sql(
+    database: Database, count_statements: StatementCounter, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SqlLog]:
     """`count_statements`, completed on PostgreSQL by a logger on each asyncpg connection."""
     log = SqlLog(count_statements)
     if database.backend.name != "postgresql":
         yield log
         return
+    # asyncpg's query loggers do not see a statement run through `Connection.prepare` (a
+    # statement planned for its values, `CompiledQuery.custom_plan`): count those here.
+    run_prepared = PreparedStatement.fetch
+
+    async def _fetch(statement: PreparedStatement, *args: Any, **kwargs: Any) -> Any:
+        log.driver.append(statement.get_query())
+        return await run_prepared(statement, *args, **kwargs)
+
+    monkeypatch.setattr(PreparedStatement, "fetch", _fetch)
     watched: list[Any] = []
 
     def _watch(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -205,7 +205,15 @@ class PostgreSQL(Backend):
             handed_off = False
             started = observe.now()
             try:
-                records: Sequence[Row] = await driver.fetch(sql, *compiled.arguments(params))
+                records: Sequence[Row]
+                if query.custom_plan:
+                    # A statement of its own, planned with these values (asyncpg's cache,
+                    # and the server's plan cache with it, are left out; behind a pooler
+                    # the statement is unnamed, as every statement there).
+                    prepared = await driver.prepare(sql)
+                    records = await prepared.fetch(*compiled.arguments(params))
+                else:
+                    records = await driver.fetch(sql, *compiled.arguments(params))
                 observe.report(self.name, sql, started)
                 return records
             except asyncio.CancelledError:

@@ -33,12 +33,20 @@ class Compiled(NamedTuple):
 
 
 class CompiledQuery:
-    """A parameterized statement returning rows, compiled lazily once per dialect."""
+    """A parameterized statement returning rows, compiled lazily once per dialect.
 
-    __slots__ = ("_compiled", "statement")
+    `custom_plan`: planned for its values at every run. PostgreSQL otherwise may switch a
+    prepared statement to a generic plan after five runs, chosen for no values in
+    particular; for a statement whose cost depends on how many rows its values match (a
+    capped count), that plan can read 20x more rows. Planning costs a round trip and a
+    fraction of a millisecond, so only such statements ask for it.
+    """
 
-    def __init__(self, statement: Executable) -> None:
+    __slots__ = ("_compiled", "custom_plan", "statement")
+
+    def __init__(self, statement: Executable, *, custom_plan: bool = False) -> None:
         self.statement = statement
+        self.custom_plan = custom_plan
         self._compiled: dict[str, Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> Compiled:

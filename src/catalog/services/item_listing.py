@@ -191,7 +191,10 @@ def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) 
         .limit(bindparam("count_cap", type_=Integer))
         .subquery("matches")
     )
-    return CompiledQuery(select(func.count().label("total")).select_from(matches))
+    # Planned for its values: a generic plan cannot tell a narrow price range from a wide
+    # one, and walked half the table for a count that the tag's index answers in 1/20th.
+    total = select(func.count().label("total")).select_from(matches)
+    return CompiledQuery(total, custom_plan=True)
 
 
 @dataclass(frozen=True)
