@@ -35,7 +35,7 @@ from catalog.db.compiled import CompiledQuery
 from catalog.db.types import STRING_LIST, carries_tags, contains_pattern, each_string, unicode_ilike
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
-from catalog.models import Item, Tag, is_valid_id
+from catalog.models import Item, Tag, is_valid_id, item_tags
 from catalog.pagination import SortField, SortKey, keyset_after, order_by, row_key
 from catalog.schemas import PRICE_LIMIT, ItemRead
 from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
@@ -185,12 +185,16 @@ def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) 
     The LIMIT stops the scan there: a total costs about what a page does, whatever the
     number of matches (an exact count of a million rows reads a million rows).
     """
-    matches = (
-        select(Item.id)
-        .where(*_conditions(scope, names, tag_ids))
-        .limit(bindparam("count_cap", type_=Integer))
-        .subquery("matches")
-    )
+    cap = bindparam("count_cap", type_=Integer)
+    if not names and scope != "owner" and len(tag_ids) == 1:
+        # One tag and nothing else: its links (the truth `tag_ids` copies) answer in an
+        # index-only walk of (tag_id, item_id), without visiting one item's row; through
+        # the items, each of the cap's rows cost a page of the table (27 ms at 1M).
+        tag_id = literal_column(str(int(tag_ids[0])), Integer)
+        rows = select(item_tags.c.item_id).where(item_tags.c.tag_id == tag_id)
+    else:
+        rows = select(Item.id).where(*_conditions(scope, names, tag_ids))
+    matches = rows.limit(cap).subquery("matches")
     # Planned for its values: a generic plan cannot tell a narrow price range from a wide
     # one, and walked half the table for a count that the tag's index answers in 1/20th.
     total = select(func.count().label("total")).select_from(matches)
