@@ -4,7 +4,8 @@ A real `catalog serve` writes through HAProxy's write port (directly, or through
 in transaction mode in front of it) to a 3-node Patroni cluster with synchronous
 replication. Under concurrent load, the leader's postmaster is SIGKILLed, twice in a
 row. While Patroni promotes the synchronous standby the service answers 503 with
-Retry-After, never 500, never a dropped connection, never past its timeouts; it then
+Retry-After (behind PgBouncer, which holds queries until a server is back, requests may
+just wait), never 500, never a dropped connection, never past its timeouts; it then
 recovers by itself, and every write it acknowledged (201) is on the new leader.
 """
 
@@ -153,8 +154,14 @@ async def test_the_leader_dies_twice_under_load_and_no_acknowledged_write_is_los
     assert set(load.statuses(before)) <= {200, 201}
     for failover in failovers:
         assert failover.new != failover.old
-        # The kill was felt: clients were told to come back later.
-        assert load.statuses(load.between(failover.kill_sent, failover.recovered)).get(503)
+        gap = load.between(failover.kill_sent, failover.recovered)
+        assert gap  # requests were sent while no leader took writes
+        if pooler == "none":
+            # The kill was felt: clients were told to come back later.
+            assert load.statuses(gap).get(503)
+        # Behind PgBouncer a query may instead wait in PgBouncer until its server
+        # connection is back (through HAProxy, to the new leader) and then succeed: the
+        # gap may be felt only as latency (one loaded run: 9 requests, all 2xx).
         # From shortly after the first successful write until the next kill (the killed
         # leader rejoining included): every request succeeds.
         after = _after(failover, load)
