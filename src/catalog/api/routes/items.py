@@ -49,8 +49,7 @@ async def create_item(
         item_id = item.value["id"]
         return versioned_response(item, item_id, 201, {"Location": f"/items/{item_id}"})
 
-    body = data.model_dump(mode="json")
-    return await respond_once(request, uow, key, scope=caller.scope, body=body, write=write)
+    return await respond_once(request, uow, key, scope=caller.scope, body=data, write=write)
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)

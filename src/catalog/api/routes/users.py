@@ -76,10 +76,9 @@ async def register(
 
     # No account yet: one shared scope, whose fingerprint holds the whole body (password
     # included), so only the same registration can be replayed.
-    body = data.model_dump(mode="json")
     gate: PerAddressGate = request.app.state.registrations
     async with gate.admit(address):
-        return await respond_once(request, uow, key, scope=ANONYMOUS, body=body, write=write)
+        return await respond_once(request, uow, key, scope=ANONYMOUS, body=data, write=write)
 
 
 @router.get("/me", response_model=UserRead)
