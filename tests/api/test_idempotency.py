@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from catalog.config import Settings
 from catalog.db.database import Database
+from catalog.services import idempotency
 from catalog.services.idempotency import purge_expired
 from tests.api import Fetch
 from tests.api.test_outages import app_client
@@ -41,6 +42,24 @@ async def test_a_retry_gets_the_first_response_and_writes_nothing(
     # Without a key, the same body is a new item, as ever.
     assert (await client.post("/items", json=ITEM, headers=user.headers)).status_code == 201
     assert len(await fetch("SELECT id FROM items")) == 2
+
+
+async def test_a_write_without_a_key_is_not_fingerprinted(
+    client: httpx.AsyncClient, user: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fingerprinted: list[object] = []
+
+    def spy(method: str, path: str, body: object, *, key: str) -> str:
+        fingerprinted.append(body)
+        return real(method, path, body, key=key)
+
+    real = idempotency.fingerprint
+    monkeypatch.setattr(idempotency, "fingerprint", spy)
+    for path, body in (("/items", ITEM), ("/tags", {"name": "blue"})):
+        assert (await client.post(path, json=body, headers=user.headers)).status_code == 201
+    assert fingerprinted == []  # keyless writes (the most) pay nothing for keys
+    await client.post("/tags", json={"name": "green"}, headers=keyed(user, "k-f"))
+    assert fingerprinted == [{"name": "green"}]  # the validated body, as JSON
 
 
 async def test_the_same_key_for_another_request_is_refused(

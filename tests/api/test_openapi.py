@@ -79,6 +79,21 @@ def test_every_operation_that_reaches_the_database_documents_503(
         assert "Retry-After" in operation["responses"]["503"]["headers"], key
 
 
+@pytest.mark.parametrize("path", ["/items/{item_id}", "/users/me", "/users/{user_id}"])
+def test_conditional_reads_document_if_none_match_and_304(
+    document: dict[str, Any], path: str
+) -> None:
+    # The endpoints read the header themselves (cheaper than a Header parameter): it must
+    # stay documented as one, after the path parameters, with its 304.
+    operation = _operations(document)[("get", path)]
+    *_, last = operation["parameters"]
+    assert last["name"] == "If-None-Match"
+    assert (last["in"], last["required"]) == ("header", False)
+    assert last["schema"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert "ETag" in operation["responses"]["304"]["headers"]
+    assert "ETag" in operation["responses"]["200"]["headers"]
+
+
 # What schemathesis found undocumented before (issue 7), and where the service answers it.
 EXPECTED: dict[tuple[str, str], set[int]] = {
     ("post", "/users"): {400, 409, 413, 422, 503},

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from starlette.responses import Response
 
 from catalog.api.deps import SettingsDep
@@ -80,13 +80,38 @@ def is_current(header: str | None, resource_id: int, version: int) -> bool:
     return any(tag == current for _, tag in _tags(header) or ())
 
 
-IfNoneMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-None-Match",
-        description="An ETag from an earlier response: 304 Not Modified while it is current",
-    ),
-]
+_IF_NONE_MATCH_DESCRIPTION = (
+    "An ETag from an earlier response: 304 Not Modified while it is current"
+)
+
+
+def if_none_match(request: Request) -> str | None:
+    """The If-None-Match header (its first value, as a `Header` parameter gives it).
+
+    Read by the endpoint rather than declared as a `Header` parameter: FastAPI's handling
+    of that one optional parameter (alias lookup, sequence checks, validation of a
+    `str | None`) cost ~25 µs of a `GET /items/{id}`'s ~550. `documents_if_none_match`
+    keeps the OpenAPI document as it was.
+    """
+    return request.headers.get("if-none-match")
+
+
+def documents_if_none_match() -> dict[str, Any]:
+    """`openapi_extra=` for a route reading `if_none_match`: the parameter exactly as
+    FastAPI documents a `Header(alias="If-None-Match")` of type `str | None`."""
+    schema = {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": _IF_NONE_MATCH_DESCRIPTION,
+        "title": "If-None-Match",
+    }
+    parameter = {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "schema": schema,
+        "description": _IF_NONE_MATCH_DESCRIPTION,
+    }
+    return {"parameters": [parameter]}
 
 
 async def if_match(

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from catalog.db.unit_of_work import UnitOfWork
@@ -62,16 +63,20 @@ async def respond_once(
     key: str | None,
     *,
     scope: str,
-    body: Any,
+    body: BaseModel,
     write: Callable[[], Awaitable[Response]],
 ) -> Response:
-    """`write()`'s response, produced once per (scope, key); replayed for retries."""
+    """`write()`'s response, produced once per (scope, key); replayed for retries.
+
+    `body` is the validated request body: it is only dumped and fingerprinted when a key
+    was given (most writes carry none and pay nothing here).
+    """
     if key is None:
         return await write()
     settings = request.app.state.settings
     key_for_fingerprints = derived_key(request.app.state.signing_key, FINGERPRINT_PURPOSE)
     digest = idempotency.fingerprint(
-        request.method, request.url.path, body, key=key_for_fingerprints
+        request.method, request.url.path, body.model_dump(mode="json"), key=key_for_fingerprints
     )
     ttl = timedelta(hours=settings.idempotency_key_ttl_hours)
     try:

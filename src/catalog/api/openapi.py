@@ -216,7 +216,12 @@ def document_errors(app: FastAPI, documented: Documented) -> None:
             versioned = True
             for status in (412, 428):
                 route.responses.setdefault(status, CATALOGUE[status].response())
-        headers = {p.alias.lower() for p in route.dependant.header_params}
+        headers = {p.alias.lower() for p in route.dependant.header_params} | {
+            # Read by the endpoint itself, documented by hand (`documents_if_none_match`).
+            p["name"].lower()
+            for p in (route.openapi_extra or {}).get("parameters", ())
+            if p.get("in") == "header"
+        }
         if documented.if_none_match_header in headers:
             versioned = True
             route.responses.setdefault(

@@ -8,7 +8,8 @@ is atomic by itself and skips the transaction where the backend allows (`write`)
 
 Leaving the `async with` commits what was opened if the body succeeded and rolls it back
 if it raised; the connection always goes back to the pool. The API enters one per request
-in a `scope="function"` dependency, so the commit happens before the response is sent.
+in a dependency that leaves it when the endpoint returns (`api/deps.py`), so the commit
+happens before the response is sent.
 """
 
 from __future__ import annotations

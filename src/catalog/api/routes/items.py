@@ -7,8 +7,9 @@ from starlette.responses import Response
 
 from catalog.api.conditional import (
     IfMatch,
-    IfNoneMatch,
+    documents_if_none_match,
     expected_versions,
+    if_none_match,
     is_current,
     not_modified,
     versioned_response,
@@ -49,17 +50,19 @@ async def create_item(
         item_id = item.value["id"]
         return versioned_response(item, item_id, 201, {"Location": f"/items/{item_id}"})
 
-    body = data.model_dump(mode="json")
-    return await respond_once(request, uow, key, scope=caller.scope, body=body, write=write)
+    return await respond_once(request, uow, key, scope=caller.scope, body=data, write=write)
 
 
-@router.get("/{item_id}", response_model=ItemRead, responses=_NOT_FOUND)
-async def read_item(
-    item_id: int, uow: ReadingUnitOfWorkDep, if_none_match: IfNoneMatch = None
-) -> Response:
+@router.get(
+    "/{item_id}",
+    response_model=ItemRead,
+    responses=_NOT_FOUND,
+    openapi_extra=documents_if_none_match(),
+)
+async def read_item(item_id: int, uow: ReadingUnitOfWorkDep, request: Request) -> Response:
     """One item, with its ETag; 304 while the client's copy (If-None-Match) is current."""
     item = await items.get_item(uow, item_id)
-    if is_current(if_none_match, item_id, item.version):
+    if is_current(if_none_match(request), item_id, item.version):
         return not_modified(item_id, item.version)
     return versioned_response(item, item_id)
 

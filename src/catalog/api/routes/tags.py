@@ -51,8 +51,7 @@ async def create_tag(
     async def write() -> Response:
         return json_response(await tags.create_tag(uow, data.name), status_code=201)
 
-    body = data.model_dump(mode="json")
-    return await respond_once(request, uow, key, scope=caller.scope, body=body, write=write)
+    return await respond_once(request, uow, key, scope=caller.scope, body=data, write=write)
 
 
 @router.get(

@@ -15,8 +15,9 @@ from starlette.responses import Response
 from catalog.api.admission import PerAddressGate
 from catalog.api.conditional import (
     IfMatch,
-    IfNoneMatch,
+    documents_if_none_match,
     expected_versions,
+    if_none_match,
     is_current,
     not_modified,
     versioned_response,
@@ -76,16 +77,15 @@ async def register(
 
     # No account yet: one shared scope, whose fingerprint holds the whole body (password
     # included), so only the same registration can be replayed.
-    body = data.model_dump(mode="json")
     gate: PerAddressGate = request.app.state.registrations
     async with gate.admit(address):
-        return await respond_once(request, uow, key, scope=ANONYMOUS, body=body, write=write)
+        return await respond_once(request, uow, key, scope=ANONYMOUS, body=data, write=write)
 
 
-@router.get("/me", response_model=UserRead)
-async def read_me(user: CurrentUser, if_none_match: IfNoneMatch = None) -> Response:
+@router.get("/me", response_model=UserRead, openapi_extra=documents_if_none_match())
+async def read_me(user: CurrentUser, request: Request) -> Response:
     """The caller's own account, with its ETag."""
-    if is_current(if_none_match, user.id, user.version):
+    if is_current(if_none_match(request), user.id, user.version):
         return not_modified(user.id, user.version)
     return versioned_response(Versioned(user.account, user.version), user.id, headers=NO_STORE)
 
@@ -127,9 +127,14 @@ async def list_users(_: CurrentSuperuser, uow: ReadingUnitOfWorkDep, page: PageD
     return json_response(accounts, headers=NO_STORE)
 
 
-@router.get("/{user_id:not_me}", response_model=UserRead, responses=errors(_NOT_FOUND))
+@router.get(
+    "/{user_id:not_me}",
+    response_model=UserRead,
+    responses=errors(_NOT_FOUND),
+    openapi_extra=documents_if_none_match(),
+)
 async def read_user(
-    user_id: int, caller: CurrentUser, uow: ReadingUnitOfWorkDep, if_none_match: IfNoneMatch = None
+    user_id: int, caller: CurrentUser, uow: ReadingUnitOfWorkDep, request: Request
 ) -> Response:
     """A user: yourself, or anyone if you are a superuser."""
     if user_id == caller.id:
@@ -138,7 +143,7 @@ async def read_user(
         raise PermissionDeniedError
     else:
         account = await users.get_user(uow, user_id)
-    if is_current(if_none_match, user_id, account.version):
+    if is_current(if_none_match(request), user_id, account.version):
         return not_modified(user_id, account.version)
     return versioned_response(account, user_id, headers=NO_STORE)
 
