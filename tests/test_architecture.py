@@ -278,3 +278,20 @@ def test_every_module_imports_first() -> None:
         check=True,
     )
     assert json.loads(result.stdout) == {}
+
+
+def test_an_api_worker_does_not_load_the_cli_driver() -> None:
+    """psycopg serves the CLI, migrations and backups; an API worker that imported it
+    would carry ~8 MiB it never uses (the restore-marker check imports `catalog.backup`)."""
+    script = (
+        "import sys\n"
+        "from catalog.api.app import create_app\n"
+        "from catalog.config import load_settings\n"
+        "url = 'postgresql://nobody@127.0.0.1:1/none'\n"
+        "create_app(load_settings(database_url=url, secret_key='k' * 40, _env_file=None))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from catalog.backup import postgres, sqlite
+from catalog.backup import sqlite
 from catalog.backup.files import BackupResult, atomic_output, target_path
 from catalog.backup.marker import (
     MARKER_TABLE,
@@ -123,9 +123,19 @@ def _restore_sqlite(
         ) from None
 
 
+def _backup_postgres(url: URL, partial: Path, progress: ProgressSink | None) -> None:
+    from catalog.backup import postgres  # psycopg: see `_restore_postgres`
+
+    postgres.backup(url, partial, progress)
+
+
 def _restore_postgres(
     source: Path, url: URL, force: bool, jobs: int | None, progress: ProgressSink
 ) -> None:
+    # Imported here, not at the top: every API worker imports this package (the restore
+    # marker check) and would otherwise load psycopg, which it never uses (~8 MiB each).
+    from catalog.backup import postgres
+
     major = postgres.server_major(url)
     entries = postgres.verify(source, major)
     _refuse_non_empty(postgres.table_count(url) or 0, f"database {url.database}", force)
@@ -134,7 +144,7 @@ def _restore_postgres(
 
 
 _BACKUPS: dict[str, Callable[[URL, Path, ProgressSink | None], None]] = {
-    "postgresql": postgres.backup,
+    "postgresql": _backup_postgres,
     "sqlite": _backup_sqlite,
 }
 _RESTORES: dict[str, Callable[[Path, URL, bool, int | None, ProgressSink], None]] = {
