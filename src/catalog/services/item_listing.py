@@ -2,8 +2,8 @@
 
 One statement for the page (plus one for the total when asked), whatever the page size
 or number of tags: tag names come from a correlated aggregate, and tag filters test the
-item itself (`carries_tags`: the item's tag_ids on PostgreSQL, EXISTS semi-joins on
-SQLite), so LIMIT counts items and pages are never short.
+item itself (`carries_tags`: the item's tag_ids on PostgreSQL, an IN over the tags' links
+on SQLite), so LIMIT counts items and pages are never short.
 
 Statements depend only on the *shape* of a request (which filters are present, how
 many tags, the sort, offset or keyset), never on its values, which are bound
@@ -32,7 +32,14 @@ from sqlalchemy import (
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
 from catalog.db.compiled import CompiledQuery
-from catalog.db.types import STRING_LIST, carries_tags, contains_pattern, each_string, unicode_ilike
+from catalog.db.types import (
+    STRING_LIST,
+    carries_tags,
+    carries_tags_checked,
+    contains_pattern,
+    each_string,
+    unicode_ilike,
+)
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
 from catalog.models import Item, Tag, is_valid_id
@@ -118,7 +125,7 @@ class ItemFilters:
 
 
 def _conditions(
-    scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]
+    scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...], *, counting: bool = False
 ) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if scope == "owner":
@@ -130,7 +137,10 @@ def _conditions(
         # (intarray's statistics) and picks the GIN probe for rare tags, the sort index
         # for common ones. A parameter (or a subquery) would be a flat 0.5% guess.
         ids = [literal_column(str(int(i)), Integer) for i in tag_ids]
-        where.append(carries_tags(Item.id, Item.tag_ids, *ids))
+        # A page of one tag walks its sort's index, testing the tag (SQLite); a count, or
+        # an intersection of tags (few items), may start from the tags' links instead.
+        tagged = carries_tags if counting or len(ids) > 1 else carries_tags_checked
+        where.append(tagged(Item.id, Item.tag_ids, *ids))
     where.extend(build(bindparam(name)) for name, build in _COMPARISONS.items() if name in names)
     return where
 
@@ -187,7 +197,7 @@ def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) 
     """
     matches = (
         select(Item.id)
-        .where(*_conditions(scope, names, tag_ids))
+        .where(*_conditions(scope, names, tag_ids, counting=True))
         .limit(bindparam("count_cap", type_=Integer))
         .subquery("matches")
     )
