@@ -10,7 +10,7 @@ in time independent of the page's depth. The key travels in a signed cursor (`cu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, true, tuple_
@@ -112,6 +112,44 @@ def keyset_after(
             else _after(field, desc, values[i])
         )
     return or_(*branches) if branches else true()
+
+
+@dataclass(frozen=True)
+class NullSplitPart:
+    """The rows of a sort led by a nullable field that have it NULL, or the others: the
+    WHERE clauses that pick them (after the keyset, if any) and their order."""
+
+    where: list[ColumnElement[bool]]
+    order: list[UnaryExpression[Any]]
+
+
+def split_at_nulls(
+    sort: SortKey, allowed: Mapping[str, SortField], after: Sequence[Any] | None
+) -> list[NullSplitPart]:
+    """A sort led by a nullable field as two sorts, in the order their rows come.
+
+    An index cannot place NULLs where this module's order does (SQLite's indexes put them
+    first ascending; NULLS LAST/FIRST clauses make it sort instead), so when most rows are
+    NULL a page sorts nearly the table. Split, each part is one index walk: the NULL rows
+    ordered by the remaining fields, the others by the whole sort without NULLs to place.
+    `after`: the keyset values (None for a NULL key), None for the first page; a part no
+    row after the keyset can come from is left out.
+    """
+    (lead, desc), rest = sort.fields[0], SortKey(sort.fields[1:])
+    field = allowed[lead]
+    if not field.nullable or not rest.fields:
+        raise ValueError(f"{lead!r} is not a nullable field followed by others")
+    plain = {**allowed, lead: replace(field, nullable=False)}
+    nulls = NullSplitPart([field.column.is_(None)], order_by(rest, allowed))
+    values = NullSplitPart([field.column.is_not(None)], order_by(sort, plain))
+    parts = [nulls, values] if desc else [values, nulls]  # NULL counts as the largest
+    if after is None:
+        return parts
+    if after[0] is None:  # within the NULL rows: the rest of them, then (descending) the others
+        nulls.where.append(keyset_after(rest, allowed, after[1:]))
+        return parts[parts.index(nulls) :]
+    values.where.append(keyset_after(sort, plain, after))
+    return parts[parts.index(values) :]
 
 
 def row_key(sort: SortKey, row: Mapping[Any, Any]) -> list[Any]:

@@ -24,10 +24,12 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Integer,
+    Subquery,
     bindparam,
     func,
     literal_column,
     select,
+    union_all,
 )
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
@@ -43,7 +45,14 @@ from catalog.db.types import (
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
 from catalog.models import Item, Tag, is_valid_id
-from catalog.pagination import SortField, SortKey, keyset_after, order_by, row_key
+from catalog.pagination import (
+    SortField,
+    SortKey,
+    keyset_after,
+    order_by,
+    row_key,
+    split_at_nulls,
+)
 from catalog.schemas import PRICE_LIMIT, ItemRead
 from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
 from catalog.services.tags import TAG_NOT_FOUND
@@ -152,6 +161,7 @@ def _page_query(
     tag_ids: tuple[int, ...],
     sort: SortKey,
     keyset_nulls: tuple[bool, ...] | None,
+    backend: str,
 ) -> CompiledQuery:
     """The page statement for one request shape; `keyset_nulls` None means offset paging.
 
@@ -162,18 +172,23 @@ def _page_query(
     """
     keys = {name for name, _ in sort.fields} | {"id"}
     key_columns = [field.column for name, field in ITEM_SORT_FIELDS.items() if name in keys]
-    page = select(*key_columns).where(*_conditions(scope, names, tag_ids))
-    page = page.order_by(*order_by(sort, ITEM_SORT_FIELDS))
-    if keyset_nulls is None:
-        page = page.offset(bindparam("offset"))
-    else:
+    where = _conditions(scope, names, tag_ids)
+    after: list[Any] | None = None
+    if keyset_nulls is not None:
         # NULL keys change the SQL (IS NULL instead of a comparison), hence part of the shape.
         after = [
             None if is_null else bindparam(f"k_{i}", type_=ITEM_SORT_FIELDS[name].column.type)
             for i, ((name, _), is_null) in enumerate(zip(sort.fields, keyset_nulls, strict=True))
         ]
-        page = page.where(keyset_after(sort, ITEM_SORT_FIELDS, after))
-    rows = page.limit(bindparam("limit")).subquery("page")
+    if backend == "sqlite" and ITEM_SORT_FIELDS[sort.fields[0][0]].nullable:
+        rows = _null_split_page(sort, key_columns, where, after)
+    else:
+        page = select(*key_columns).where(*where).order_by(*order_by(sort, ITEM_SORT_FIELDS))
+        if after is None:
+            page = page.offset(bindparam("offset"))
+        else:
+            page = page.where(keyset_after(sort, ITEM_SORT_FIELDS, after))
+        rows = page.limit(bindparam("limit")).subquery("page")
     # The same order again outside: a subquery's order is not guaranteed to survive.
     outer_fields = {
         name: replace(f, column=rows.c[name])
@@ -186,6 +201,39 @@ def _page_query(
         .order_by(*order_by(sort, outer_fields))
     )
     return CompiledQuery(statement)
+
+
+def _null_split_page(
+    sort: SortKey,
+    key_columns: list[Any],
+    where: list[ColumnElement[bool]],
+    after: list[Any] | None,
+) -> Subquery:
+    """The page of a sort led by `updated_at` on SQLite: its NULL rows and the others, each
+    taken in order from an index (`split_at_nulls`), the page cut from the two.
+
+    Most items are never updated: sorted as one, the NULL group (nearly the table) was
+    sorted in full for every page (`sort=-updated_at,name`: 1.3 s at 1M items). Each part
+    gives at most the rows the page could need (offset + limit), so the final sort is small.
+    """
+    limit, offset = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
+    wanted = limit if after is not None else limit + offset
+    parts = [
+        select(*key_columns).where(*where, *part.where).order_by(*part.order).limit(wanted)
+        for part in split_at_nulls(sort, ITEM_SORT_FIELDS, after)
+    ]
+    arms = [select(*part.subquery().c) for part in parts]
+    both = arms[0] if len(arms) == 1 else union_all(*arms)
+    rows = both.subquery("parts")
+    fields = {
+        name: replace(f, column=rows.c[name])
+        for name, f in ITEM_SORT_FIELDS.items()
+        if name in rows.c
+    }
+    page = select(*rows.c).order_by(*order_by(sort, fields)).limit(limit)
+    if after is None:
+        page = page.offset(offset)
+    return page.subquery("page")
 
 
 @lru_cache(maxsize=256)
@@ -278,11 +326,11 @@ async def _list(
         counted = int(row["total"]) if row is not None else 0
         total = Total(counted) if counted <= cap else Total(cap, exact=False)
     if query.after is None:
-        statement = _page_query(scope, names, tag_ids, query.sort, None)
+        statement = _page_query(scope, names, tag_ids, query.sort, None, uow.backend.name)
         params["offset"] = query.skip
     else:
         nulls = tuple(value is None for value in query.after)
-        statement = _page_query(scope, names, tag_ids, query.sort, nulls)
+        statement = _page_query(scope, names, tag_ids, query.sort, nulls, uow.backend.name)
         params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
     # One row beyond the page tells whether a next page exists.
     rows = await uow.fetch_all(statement, **params, limit=query.limit + 1)
