@@ -33,7 +33,9 @@ from sqlalchemy import (
 )
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
+from catalog.db import name_search
 from catalog.db.compiled import CompiledQuery
+from catalog.db.name_search import trigram_candidates
 from catalog.db.types import (
     STRING_LIST,
     carries_tags,
@@ -139,6 +141,8 @@ def _conditions(
     where: list[ColumnElement[bool]] = []
     if scope == "owner":
         where.append(Item.owner_id == bindparam("scope_id"))
+    if "q_trigrams" in names:  # SQLite: the candidates from the trigram index first
+        where.append(trigram_candidates(Item.id, bindparam("q_trigrams")))
     if "q" in names:
         where.append(unicode_ilike(Item.name, bindparam("q")))
     if tag_ids:
@@ -301,6 +305,28 @@ async def _tag_ids(uow: UnitOfWork, names: set[str]) -> dict[str, int]:
     return {str(row["name"]): int(row["id"]) for row in rows}
 
 
+async def _name_search(
+    uow: UnitOfWork, params: dict[str, Any], *, counting: bool
+) -> tuple[frozenset[str], frozenset[str]]:
+    """SQLite: the shapes (parameter names) of the page and of the count, each with
+    `q_trigrams` (added to `params`) when it should start from the trigram index.
+
+    The index's candidates for `q` are counted first, up to what decides (`name_search`):
+    few, and the statement starts from them; many, and it walks its index testing names.
+    """
+    names = frozenset(params)
+    trigrams = name_search.trigram_query(params["q"])
+    if trigrams is None:
+        return names, names
+    limits = (name_search.PAGE_CANDIDATES, name_search.COUNT_CANDIDATES)
+    probe = max(limits) if counting else limits[0]
+    row = await uow.fetch_one(name_search.CANDIDATES, trigrams=trigrams, probe=probe + 1)
+    found = int(row["found"]) if row is not None else 0
+    params["q_trigrams"] = trigrams
+    page, count = (names | {"q_trigrams"} if found <= limit else names for limit in limits)
+    return page, count
+
+
 async def _list(
     uow: UnitOfWork, query: ItemListQuery, scope: Scope = "all", scope_key: int | str = 0
 ) -> ItemPage:
@@ -315,13 +341,15 @@ async def _list(
         return empty
     tag_ids = tuple(sorted(found.values()))
     params = filters.parameters()
-    names = frozenset(params)
+    names = count_names = frozenset(params)
+    if "q" in params and uow.backend.name == "sqlite":
+        names, count_names = await _name_search(uow, params, counting=query.with_total)
     if scope == "owner":
         params["scope_id"] = scope_key
     total = None
     if query.with_total:
         cap = query.count_limit
-        count = _count_query(scope, names, tag_ids)
+        count = _count_query(scope, count_names, tag_ids)
         row = await uow.fetch_one(count, **params, count_cap=cap + 1)
         counted = int(row["total"]) if row is not None else 0
         total = Total(counted) if counted <= cap else Total(cap, exact=False)
