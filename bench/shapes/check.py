@@ -49,6 +49,10 @@ def rules_from_settings(database_url: str, secret: str) -> Rules:
         return next((getattr(settings, n) for n in names if hasattr(settings, n)), None)
 
     try:  # a constant of the API module in the listfast build: not a setting
+        # The app first, as the server imports it: importing catalog.api.listing on its
+        # own runs into a circular import (catalog.api.consistency <-> middleware), and
+        # the ImportError read as "no rule" (the 1- and 2-letter q shapes then WRONG).
+        import catalog.api.app  # noqa: F401
         from catalog.api import listing
 
         min_word = int(getattr(listing, "MIN_QUERY_WORD", 0))
