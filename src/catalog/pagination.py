@@ -13,7 +13,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Subquery,
+    and_,
+    bindparam,
+    false,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -150,6 +162,36 @@ def split_at_nulls(
         return parts[parts.index(nulls) :]
     values.where.append(keyset_after(sort, plain, after))
     return parts[parts.index(values) :]
+
+
+def null_split_page(
+    sort: SortKey,
+    allowed: Mapping[str, SortField],
+    key_columns: Sequence[ColumnElement[Any] | QueryableAttribute[Any]],
+    where: Sequence[ColumnElement[bool]],
+    after: Sequence[Any] | None,
+) -> Subquery:
+    """The page (`key_columns`, bound `limit`, and `offset` unless `after`) of a sort led
+    by a nullable field, cut from its two parts (`split_at_nulls`), each read in order.
+
+    For a database whose indexes cannot place NULLs (SQLite): most items are never updated,
+    so under `sort=-updated_at,name` the NULL group, nearly the table, was sorted in full
+    for every page (1.3 s at 1M items). Each part gives at most the rows the page could
+    need (offset + limit), so the final sort is small.
+    """
+    limit, offset = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
+    wanted = limit if after is not None else limit + offset
+    parts = [
+        select(*key_columns).where(*where, *part.where).order_by(*part.order).limit(wanted)
+        for part in split_at_nulls(sort, allowed, after)
+    ]
+    arms = [select(*part.subquery().c) for part in parts]
+    rows = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery("parts")
+    fields = {
+        name: replace(f, column=rows.c[name]) for name, f in allowed.items() if name in rows.c
+    }
+    page = select(*rows.c).order_by(*order_by(sort, fields)).limit(limit)
+    return (page if after is not None else page.offset(offset)).subquery("page")
 
 
 def row_key(sort: SortKey, row: Mapping[Any, Any]) -> list[Any]:

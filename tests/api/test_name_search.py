@@ -8,11 +8,13 @@ the index must follow every write (it is a copy kept by triggers).
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from catalog.db import name_search
 from catalog.db.database import Database
@@ -119,3 +121,39 @@ def test_trigram_query_reads_the_pattern_as_unicode_ilike_does() -> None:
     assert query('%Say "x%') == '"say" AND " ""x"'
     with pytest.raises(ValueError, match="contains_pattern"):
         query("abc")
+
+
+@sqlite_only
+async def test_the_index_equals_the_names_after_concurrent_writes(
+    client: httpx.AsyncClient, database: Database, user: Account, other_user: Account
+) -> None:
+    """Creates, renames and deletes from two users at once: afterwards the index holds
+    exactly each item's lower-cased name (its triggers write in the writer's transaction)."""
+
+    async def work(account: Account, n: int) -> None:
+        made = await client.post(
+            "/items", json={"name": f"Item {n} ÄÖ", "price": "1.00"}, headers=account.headers
+        )
+        assert made.status_code == 201, made.text
+        if n % 3 == 0:
+            etag = made.headers["etag"]
+            patch = {"name": f"Renamed {n} ΣΟΦΙΑ"}
+            renamed = await client.patch(
+                f"/items/{made.json()['id']}",
+                json=patch,
+                headers=account.headers | {"If-Match": etag},
+            )
+            assert renamed.status_code == 200, renamed.text
+        if n % 4 == 0:
+            await delete_row(database, made.json()["id"])
+
+    await asyncio.gather(*(work(user if n % 2 else other_user, n) for n in range(24)))
+    async with database.transaction() as session:
+        names = dict((await session.execute(text("SELECT id, name FROM items"))).tuples().all())
+        index = dict(
+            (await session.execute(text(f"SELECT rowid, name FROM {name_search.TABLE}")))
+            .tuples()
+            .all()
+        )
+    assert len(names) == 24 - 6
+    assert index == {item_id: name.lower() for item_id, name in names.items()}

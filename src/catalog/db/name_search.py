@@ -27,6 +27,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from catalog.db.compiled import CompiledQuery
 from catalog.db.types import unicode_lower
+from catalog.db.unit_of_work import UnitOfWork
 
 TABLE = "items_name_trigrams"
 # A page starts from the index up to this many candidates (each costs a row lookup and a
@@ -89,6 +90,28 @@ def _candidates_default(element: trigram_candidates, compiler: SQLCompiler, **kw
 def _candidates_sqlite(element: trigram_candidates, compiler: SQLCompiler, **kw: Any) -> str:
     item_id, trigrams = (compiler.process(c, **kw) for c in element.clauses)
     return f"{item_id} IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH {trigrams})"
+
+
+async def plan(
+    uow: UnitOfWork, params: dict[str, Any], *, counting: bool
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The shapes (parameter names) of a list's page and count, each with `q_trigrams`
+    (added to `params`) when it should start from the index's candidates.
+
+    The candidates of `params["q"]` (a `contains_pattern`) are counted first, up to what
+    decides: few, and the statement starts from them; many, and it walks its own index.
+    """
+    names = frozenset(params)
+    trigrams = trigram_query(params["q"])
+    if trigrams is None:
+        return names, names
+    limits = (PAGE_CANDIDATES, COUNT_CANDIDATES)
+    probe = max(limits) if counting else limits[0]
+    row = await uow.fetch_one(CANDIDATES, trigrams=trigrams, probe=probe + 1)
+    found = int(row["found"]) if row is not None else 0
+    params["q_trigrams"] = trigrams
+    page, count = (names | {"q_trigrams"} if found <= limit else names for limit in limits)
+    return page, count
 
 
 def is_search_table(name: str) -> bool:

@@ -134,6 +134,29 @@ def unicode_lower(value: str | None) -> str | None:
     return value.lower() if value is not None else None
 
 
+class unindexed(FunctionElement[Any]):
+    """The column's value, which SQLite may not look up through an index (`+column`): a
+    hint where its planner, which keeps no statistics of values, would pick the wrong one.
+    The column's type, so that comparisons bind values as for the column itself. Only for
+    columns whose affinity cannot change a comparison (text against text, like dates)."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed_default(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
 # A list of integers stored in one column: integer[] on PostgreSQL, JSON text on SQLite.
 INT_LIST: types.TypeEngine[Any] = JSON().with_variant(postgresql.ARRAY(Integer), "postgresql")
 

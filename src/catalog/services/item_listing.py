@@ -24,12 +24,10 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Integer,
-    Subquery,
     bindparam,
     func,
     literal_column,
     select,
-    union_all,
 )
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
@@ -43,6 +41,7 @@ from catalog.db.types import (
     contains_pattern,
     each_string,
     unicode_ilike,
+    unindexed,
 )
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
@@ -51,9 +50,9 @@ from catalog.pagination import (
     SortField,
     SortKey,
     keyset_after,
+    null_split_page,
     order_by,
     row_key,
-    split_at_nulls,
 )
 from catalog.schemas import PRICE_LIMIT, ItemRead
 from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
@@ -78,6 +77,14 @@ _COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
     "created_after": lambda p: Item.created_at >= p,
     "created_before": lambda p: Item.created_at <= p,
 }
+# The creation range tested row by row (SQLite: `_wide_creation_range`).
+_WALKED: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "created_after": lambda p: unindexed(Item.created_at) >= p,
+    "created_before": lambda p: unindexed(Item.created_at) <= p,
+}
+# More rows than this in a creation range, and a page sorted by name or price walks that
+# sort's index rather than the range's (`_wide_creation_range`).
+WIDE_RANGE_ROWS = 20_000
 Scope = Literal["all", "owner", "tag"]
 CENT = Decimal("0.01")
 MAX_PRICE = PRICE_LIMIT - CENT  # the largest storable price
@@ -154,7 +161,8 @@ def _conditions(
         # an intersection of tags (few items), may start from the tags' links instead.
         tagged = carries_tags if counting or len(ids) > 1 else carries_tags_checked
         where.append(tagged(Item.id, Item.tag_ids, *ids))
-    where.extend(build(bindparam(name)) for name, build in _COMPARISONS.items() if name in names)
+    comparisons = _COMPARISONS | (_WALKED if "created_walk" in names else {})
+    where.extend(build(bindparam(name)) for name, build in comparisons.items() if name in names)
     return where
 
 
@@ -165,7 +173,7 @@ def _page_query(
     tag_ids: tuple[int, ...],
     sort: SortKey,
     keyset_nulls: tuple[bool, ...] | None,
-    backend: str,
+    split_nulls: bool,
 ) -> CompiledQuery:
     """The page statement for one request shape; `keyset_nulls` None means offset paging.
 
@@ -184,8 +192,8 @@ def _page_query(
             None if is_null else bindparam(f"k_{i}", type_=ITEM_SORT_FIELDS[name].column.type)
             for i, ((name, _), is_null) in enumerate(zip(sort.fields, keyset_nulls, strict=True))
         ]
-    if backend == "sqlite" and ITEM_SORT_FIELDS[sort.fields[0][0]].nullable:
-        rows = _null_split_page(sort, key_columns, where, after)
+    if split_nulls:
+        rows = null_split_page(sort, ITEM_SORT_FIELDS, key_columns, where, after)
     else:
         page = select(*key_columns).where(*where).order_by(*order_by(sort, ITEM_SORT_FIELDS))
         if after is None:
@@ -205,39 +213,6 @@ def _page_query(
         .order_by(*order_by(sort, outer_fields))
     )
     return CompiledQuery(statement)
-
-
-def _null_split_page(
-    sort: SortKey,
-    key_columns: list[Any],
-    where: list[ColumnElement[bool]],
-    after: list[Any] | None,
-) -> Subquery:
-    """The page of a sort led by `updated_at` on SQLite: its NULL rows and the others, each
-    taken in order from an index (`split_at_nulls`), the page cut from the two.
-
-    Most items are never updated: sorted as one, the NULL group (nearly the table) was
-    sorted in full for every page (`sort=-updated_at,name`: 1.3 s at 1M items). Each part
-    gives at most the rows the page could need (offset + limit), so the final sort is small.
-    """
-    limit, offset = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
-    wanted = limit if after is not None else limit + offset
-    parts = [
-        select(*key_columns).where(*where, *part.where).order_by(*part.order).limit(wanted)
-        for part in split_at_nulls(sort, ITEM_SORT_FIELDS, after)
-    ]
-    arms = [select(*part.subquery().c) for part in parts]
-    both = arms[0] if len(arms) == 1 else union_all(*arms)
-    rows = both.subquery("parts")
-    fields = {
-        name: replace(f, column=rows.c[name])
-        for name, f in ITEM_SORT_FIELDS.items()
-        if name in rows.c
-    }
-    page = select(*rows.c).order_by(*order_by(sort, fields)).limit(limit)
-    if after is None:
-        page = page.offset(offset)
-    return page.subquery("page")
 
 
 @lru_cache(maxsize=256)
@@ -305,26 +280,29 @@ async def _tag_ids(uow: UnitOfWork, names: set[str]) -> dict[str, int]:
     return {str(row["name"]): int(row["id"]) for row in rows}
 
 
-async def _name_search(
-    uow: UnitOfWork, params: dict[str, Any], *, counting: bool
-) -> tuple[frozenset[str], frozenset[str]]:
-    """SQLite: the shapes (parameter names) of the page and of the count, each with
-    `q_trigrams` (added to `params`) when it should start from the trigram index.
+@lru_cache(maxsize=4)
+def _range_probe(names: frozenset[str]) -> CompiledQuery:
+    rows = select(Item.id).where(*(_COMPARISONS[name](bindparam(name)) for name in sorted(names)))
+    matches = rows.limit(bindparam("probe", type_=Integer)).subquery("in_range")
+    return CompiledQuery(select(func.count().label("found")).select_from(matches))
 
-    The index's candidates for `q` are counted first, up to what decides (`name_search`):
-    few, and the statement starts from them; many, and it walks its index testing names.
+
+async def _wide_creation_range(uow: UnitOfWork, params: dict[str, Any], sort: SortKey) -> bool:
+    """SQLite: whether a page sorted by name or price should test its creation range on
+    each row of the sort's index, rather than read the range from its own index.
+
+    SQLite keeps no statistics of values (no STAT4): it takes any range for a 64th of the
+    rows, so it read a range of half the items through its index and sorted them all
+    (`date wide sort=price`: 0.4 s), where the walk finds a page in a hundred rows. A probe
+    counts the range (an index-only count, stopped past WIDE_RANGE_ROWS). Not under other
+    orders: ids and creation dates follow creation, so that walk would pass every row
+    before the range first.
     """
-    names = frozenset(params)
-    trigrams = name_search.trigram_query(params["q"])
-    if trigrams is None:
-        return names, names
-    limits = (name_search.PAGE_CANDIDATES, name_search.COUNT_CANDIDATES)
-    probe = max(limits) if counting else limits[0]
-    row = await uow.fetch_one(name_search.CANDIDATES, trigrams=trigrams, probe=probe + 1)
-    found = int(row["found"]) if row is not None else 0
-    params["q_trigrams"] = trigrams
-    page, count = (names | {"q_trigrams"} if found <= limit else names for limit in limits)
-    return page, count
+    present = frozenset(name for name in _WALKED if name in params)
+    if not present or sort.fields[0][0] not in ("name", "price"):
+        return False
+    row = await uow.fetch_one(_range_probe(present), **params, probe=WIDE_RANGE_ROWS + 1)
+    return row is not None and int(row["found"]) > WIDE_RANGE_ROWS
 
 
 async def _list(
@@ -342,10 +320,15 @@ async def _list(
     tag_ids = tuple(sorted(found.values()))
     params = filters.parameters()
     names = count_names = frozenset(params)
-    if "q" in params and uow.backend.name == "sqlite":
-        names, count_names = await _name_search(uow, params, counting=query.with_total)
+    if "q" in params and uow.backend.name_trigram_table:
+        names, count_names = await name_search.plan(uow, params, counting=query.with_total)
+    if not uow.backend.value_statistics and await _wide_creation_range(uow, params, query.sort):
+        names |= {"created_walk"}  # the page only: a count reads the range's index alone
     if scope == "owner":
         params["scope_id"] = scope_key
+    # A sort led by a nullable field, where indexes cannot place NULLs: two index walks.
+    nullable_lead = ITEM_SORT_FIELDS[query.sort.fields[0][0]].nullable
+    split_nulls = nullable_lead and not uow.backend.indexes_place_nulls
     total = None
     if query.with_total:
         cap = query.count_limit
@@ -354,11 +337,11 @@ async def _list(
         counted = int(row["total"]) if row is not None else 0
         total = Total(counted) if counted <= cap else Total(cap, exact=False)
     if query.after is None:
-        statement = _page_query(scope, names, tag_ids, query.sort, None, uow.backend.name)
+        statement = _page_query(scope, names, tag_ids, query.sort, None, split_nulls)
         params["offset"] = query.skip
     else:
         nulls = tuple(value is None for value in query.after)
-        statement = _page_query(scope, names, tag_ids, query.sort, nulls, uow.backend.name)
+        statement = _page_query(scope, names, tag_ids, query.sort, nulls, split_nulls)
         params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
     # One row beyond the page tells whether a next page exists.
     rows = await uow.fetch_all(statement, **params, limit=query.limit + 1)
