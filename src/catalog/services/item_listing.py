@@ -8,6 +8,8 @@ on SQLite), so LIMIT counts items and pages are never short.
 Statements depend only on the *shape* of a request (which filters are present, how
 many tags, the sort, offset or keyset), never on its values, which are bound
 parameters. Each shape is built and compiled once (`CompiledQuery`, cached below).
+Where the planner lacks a fact (SQLite: no value statistics), a probe counts it first and
+picks the shape: how many candidates a `q` has, how wide a creation range is.
 """
 
 from __future__ import annotations
