@@ -325,7 +325,12 @@ def sqlite_sync_database(sqlite_settings: Settings) -> Iterator[SyncDatabase]:
     db.dispose()
 
 
-PRAGMAS = {"foreign_keys": 1, "journal_mode": "wal", "busy_timeout": 31_234}
+PRAGMAS = {
+    "foreign_keys": 1,
+    "journal_mode": "wal",
+    "busy_timeout": 31_234,
+    "mmap_size": 1024 * 2**20,  # SQLITE_MMAP_MB's default
+}
 
 
 def test_sqlite_pragmas_on_the_sync_engine(sqlite_sync_database: SyncDatabase) -> None:

@@ -24,13 +24,23 @@ from sqlalchemy import Inspector, inspect, text
 from catalog.config import Settings
 from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
+from catalog.db.name_search import TABLE, is_search_table
 from catalog.migrations import runner
-from tests.conftest import POOLER, make_settings, throwaway_database
+from tests.conftest import POOLER, make_settings, sqlite_only, throwaway_database
 from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ROOT / "src" / "catalog" / "migrations" / "versions"
 APP_TABLES = set(Base.metadata.tables)
+# The FTS5 table of 0011 (SQLite) and the shadow tables FTS5 keeps for it.
+SEARCH_TABLES = {
+    TABLE,
+    *(f"{TABLE}_{part}" for part in ("data", "idx", "content", "docsize", "config")),
+}
+
+
+def _is_sqlite(settings: Settings) -> bool:
+    return settings.database_url.startswith("sqlite")
 
 
 @pytest.fixture
@@ -62,7 +72,10 @@ def inspect_schema(settings: Settings) -> dict[str, object]:
         with engine.connect() as connection:
             inspector = inspect(connection)
             tables = set(inspector.get_table_names()) - {"alembic_version"}
-            schema: dict[str, object] = {"tables": tables}
+            # SQLite's FTS5 index of names (0011) has no model: checked on its own below.
+            search_tables = {t for t in tables if is_search_table(t)}
+            tables -= search_tables
+            schema: dict[str, object] = {"tables": tables, "search_tables": search_tables}
             if engine.dialect.name == "postgresql":
                 schema["sequences"] = set(inspector.get_sequence_names())
             schema["names"] = {table: _named_objects(inspector, table) for table in tables}
@@ -107,12 +120,15 @@ def test_history_is_one_line() -> None:
 
 def test_upgrade_downgrade_upgrade_round_trip(empty_db: Settings) -> None:
     runner.upgrade(empty_db, "head")
-    assert inspect_schema(empty_db)["tables"] == APP_TABLES
+    schema = inspect_schema(empty_db)
+    assert schema["tables"] == APP_TABLES
+    assert schema["search_tables"] == (SEARCH_TABLES if _is_sqlite(empty_db) else set())
     assert current_revisions(empty_db) == (revisions()[-1],)
 
     runner.downgrade(empty_db, "base")
     emptied = inspect_schema(empty_db)
     assert emptied["tables"] == set()
+    assert emptied["search_tables"] == set()
     assert emptied.get("sequences", set()) == set()  # PostgreSQL: no serial left behind
     assert current_revisions(empty_db) == ()
 
@@ -537,3 +553,54 @@ def test_the_list_speed_migrations_keep_a_populated_database_whole(empty_db: Set
     assert _row_counts(empty_db) == before
     runner.downgrade(empty_db, "0006")
     assert _row_counts(empty_db) == before
+
+
+def _name_index(settings: Settings) -> dict[int, str]:
+    engine = create_sync_engine(settings)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(f"SELECT rowid, name FROM {TABLE}")).all()
+            return {int(row[0]): str(row[1]) for row in rows}
+    finally:
+        engine.dispose()
+
+
+@sqlite_only
+def test_the_name_index_is_backfilled_and_kept_by_every_write(empty_db: Settings) -> None:
+    """0011 on a populated SQLite database: every existing name indexed lower-cased (by
+    Python's str.lower, as `q` folds: 'ÉCLAIR' -> 'éclair'), then each insert, rename and
+    delete keeps the index equal to the items; downgrading removes it and its triggers."""
+    runner.upgrade(empty_db, "0010")
+    engine = create_sync_engine(empty_db)
+    statements = [
+        "INSERT INTO users (id, email, hashed_password) VALUES (1, 'a@example.com', 'x')",
+        "INSERT INTO items (id, name, price, owner_id) VALUES (1, 'ÉCLAIR Straße', 1, 1)",
+        "INSERT INTO items (id, name, price, owner_id) VALUES (2, 'Lamp', 1, 1)",
+    ]
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+        runner.upgrade(empty_db, "0011")
+        assert _name_index(empty_db) == {1: "éclair straße", 2: "lamp"}
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO items (id, name, price, owner_id) VALUES (3, 'ΣΟΦΙΑ', 1, 1)")
+            )
+            connection.execute(text("UPDATE items SET name = 'Desk LAMP' WHERE id = 2"))
+            connection.execute(text("UPDATE items SET price = 2 WHERE id = 3"))  # name kept
+            connection.execute(text("DELETE FROM items WHERE id = 1"))
+        assert _name_index(empty_db) == {2: "desk lamp", 3: "ΣΟΦΙΑ".lower()}
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM users"))  # cascades to the items
+        assert _name_index(empty_db) == {}
+
+        runner.downgrade(empty_db, "0010")
+        assert inspect_schema(empty_db)["search_tables"] == set()
+        with engine.begin() as connection:  # no trigger left behind naming the table
+            for statement in statements:
+                connection.execute(text(statement))
+            connection.execute(text("UPDATE items SET name = 'x' WHERE id = 1"))
+            connection.execute(text("DELETE FROM items"))
+    finally:
+        engine.dispose()

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     db_echo: bool = False
     # SQLite only: how long a writer waits for the lock before giving up.
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # SQLite only: how much of the database file each connection reads through a memory
+    # map instead of its own 2 MB page cache (one read() per page it misses). 0: off.
+    sqlite_mmap_mb: int = Field(default=1024, ge=0, le=2047)
 
     # What sits between the service and PostgreSQL: a transaction-mode pooler (PgBouncer)
     # breaks prepared statements, startup parameters and session state; session mode

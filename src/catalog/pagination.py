@@ -10,10 +10,22 @@ in time independent of the page's depth. The key travels in a signed cursor (`cu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Subquery,
+    and_,
+    bindparam,
+    false,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -112,6 +124,74 @@ def keyset_after(
             else _after(field, desc, values[i])
         )
     return or_(*branches) if branches else true()
+
+
+@dataclass(frozen=True)
+class NullSplitPart:
+    """The rows of a sort led by a nullable field that have it NULL, or the others: the
+    WHERE clauses that pick them (after the keyset, if any) and their order."""
+
+    where: list[ColumnElement[bool]]
+    order: list[UnaryExpression[Any]]
+
+
+def split_at_nulls(
+    sort: SortKey, allowed: Mapping[str, SortField], after: Sequence[Any] | None
+) -> list[NullSplitPart]:
+    """A sort led by a nullable field as two sorts, in the order their rows come.
+
+    An index cannot place NULLs where this module's order does (SQLite's indexes put them
+    first ascending; NULLS LAST/FIRST clauses make it sort instead), so when most rows are
+    NULL a page sorts nearly the table. Split, each part is one index walk: the NULL rows
+    ordered by the remaining fields, the others by the whole sort without NULLs to place.
+    `after`: the keyset values (None for a NULL key), None for the first page; a part no
+    row after the keyset can come from is left out.
+    """
+    (lead, desc), rest = sort.fields[0], SortKey(sort.fields[1:])
+    field = allowed[lead]
+    if not field.nullable or not rest.fields:
+        raise ValueError(f"{lead!r} is not a nullable field followed by others")
+    plain = {**allowed, lead: replace(field, nullable=False)}
+    nulls = NullSplitPart([field.column.is_(None)], order_by(rest, allowed))
+    values = NullSplitPart([field.column.is_not(None)], order_by(sort, plain))
+    parts = [nulls, values] if desc else [values, nulls]  # NULL counts as the largest
+    if after is None:
+        return parts
+    if after[0] is None:  # within the NULL rows: the rest of them, then (descending) the others
+        nulls.where.append(keyset_after(rest, allowed, after[1:]))
+        return parts[parts.index(nulls) :]
+    values.where.append(keyset_after(sort, plain, after))
+    return parts[parts.index(values) :]
+
+
+def null_split_page(
+    sort: SortKey,
+    allowed: Mapping[str, SortField],
+    key_columns: Sequence[ColumnElement[Any] | QueryableAttribute[Any]],
+    where: Sequence[ColumnElement[bool]],
+    after: Sequence[Any] | None,
+) -> Subquery:
+    """The page (`key_columns`, bound `limit`, and `offset` unless `after`) of a sort led
+    by a nullable field, cut from its two parts (`split_at_nulls`), each read in order.
+
+    For a database whose indexes cannot place NULLs (SQLite): most items are never updated,
+    so under `sort=-updated_at,name` the NULL group, nearly the table, was sorted in full
+    for every page (1.3 s at 1M items). Each part gives at most the rows the page could
+    need (offset + limit), so the final sort is small.
+    """
+    limit, offset = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
+    wanted = limit if after is not None else limit + offset
+    parts = [
+        select(*key_columns).where(*where, *part.where).order_by(*part.order).limit(wanted)
+        for part in split_at_nulls(sort, allowed, after)
+    ]
+    arms = [select(*part.subquery().c) for part in parts]
+    rows = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery("parts")
+    fields = {
+        name: replace(f, column=rows.c[name]) for name, f in allowed.items() if name in rows.c
+    }
+    page = select(*rows.c).order_by(*order_by(sort, fields)).limit(limit)
+    return (page if after is not None else page.offset(offset)).subquery("page")
 
 
 def row_key(sort: SortKey, row: Mapping[Any, Any]) -> list[Any]:

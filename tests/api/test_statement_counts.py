@@ -186,7 +186,8 @@ def _assert_full(items: list[dict[str, Any]], size: int) -> None:
 # /tags/{name}/items add 1 that reads the tags' ids (whatever their number: the ids go into
 # the page statement as literals, so the planner knows how common each tag is; it also
 # tells 404 from an empty list), count=true adds the (capped) COUNT(*). No BEGIN/ROLLBACK
-# around reads on either backend.
+# around reads on either backend. On SQLite a `q` adds 1: the probe of the trigram table
+# that decides whether the page starts from its candidates (db/name_search.py).
 LIST_COUNTS = {
     "/items": 1,
     "/items?count=true": 2,
@@ -200,8 +201,15 @@ LIST_COUNTS = {
 
 @pytest.mark.parametrize(("url", "expected"), list(LIST_COUNTS.items()))
 async def test_list_pages_cost_the_same_for_1_and_100_items(
-    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog, url: str, expected: int
+    client: httpx.AsyncClient,
+    database: Database,
+    catalog: Catalog,
+    sql: SqlLog,
+    url: str,
+    expected: int,
 ) -> None:
+    if "q=" in url and database.backend.name_trigram_table:
+        expected += 1
     url = url.format(owner=catalog.big_owner.id)
     separator = "&" if "?" in url else "?"
     one, small = await measure(sql, client.get(f"{url}{separator}limit=1"))

@@ -11,6 +11,10 @@ here is how statements are *run* and what the engine can do in one statement:
   writers must queue for the one write lock, see `writer_queue`);
 - `writable_ctes`: whether INSERT/UPDATE/DELETE can sit inside WITH, letting a write and
   its follow-ups be one statement;
+- what the planner cannot do, which list statements work around: `indexes_place_nulls`
+  (an index can give NULLs where a sort puts them), `value_statistics` (the planner knows
+  how many rows a range holds), `name_trigram_table` (`q` has the trigram table of
+  `db/name_search.py` to find candidates in, through a probe);
 - engine options and per-connection set-up.
 """
 
@@ -58,6 +62,9 @@ class Backend:
     name: ClassVar[str]
     autocommit_writes: ClassVar[bool]
     writable_ctes: ClassVar[bool]
+    indexes_place_nulls: ClassVar[bool]
+    value_statistics: ClassVar[bool]
+    name_trigram_table: ClassVar[bool]
 
     def engine_options(self, settings: Settings, *, asynchronous: bool) -> dict[str, Any]:
         """Keyword arguments for create_engine / create_async_engine."""
@@ -107,6 +114,9 @@ class PostgreSQL(Backend):
     name = "postgresql"
     autocommit_writes = True
     writable_ctes = True
+    indexes_place_nulls = True  # NULLS FIRST/LAST indexes (migration 0008)
+    value_statistics = True  # histograms and most common values (ANALYZE)
+    name_trigram_table = False  # q reads the pg_trgm index (0002) through the plan itself
 
     def engine_options(self, settings: Settings, *, asynchronous: bool) -> dict[str, Any]:
         options = super().engine_options(settings, asynchronous=asynchronous) | {
@@ -287,9 +297,15 @@ class SQLite(Backend):
     autocommit_writes = False
     # SQLite cannot put INSERT/UPDATE/DELETE in a WITH clause.
     writable_ctes = False
+    # An index puts NULLs first; a NULLS FIRST/LAST order makes the planner sort instead.
+    indexes_place_nulls = False
+    # sqlite_stat1 only (Python's SQLite has no STAT4): any range is taken for 1/64.
+    value_statistics = False
+    name_trigram_table = True  # migration 0011
 
     def configure(self, engine: Engine, settings: Settings) -> None:
         busy_timeout_ms = int(settings.sqlite_busy_timeout_ms)
+        mmap_bytes = int(settings.sqlite_mmap_mb) * 2**20
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -300,6 +316,10 @@ class SQLite(Backend):
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            # Lists fetch rows by id all over the file (a tag's items, a search's
+            # candidates): through the map they are memory reads shared by every
+            # connection, not a read() per page missed (10,001 rows: 117 -> 27 ms).
+            cursor.execute(f"PRAGMA mmap_size = {mmap_bytes}")
             cursor.close()
             dbapi_connection.create_function("unicode_lower", 1, unicode_lower, deterministic=True)
 

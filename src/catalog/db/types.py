@@ -106,6 +106,9 @@ class unicode_ilike(FunctionElement[bool]):
 
     type = Boolean()
     inherit_cache = True
+    # A predicate in itself: SQLite's compiler would otherwise write `... = 1` after it
+    # (no native booleans), which hides the LIKE from nothing but reads oddly.
+    _is_implicitly_boolean = True
 
 
 def contains_pattern(text: str) -> str:
@@ -129,6 +132,29 @@ def _ilike_sqlite(element: unicode_ilike, compiler: SQLCompiler, **kw: Any) -> s
 def unicode_lower(value: str | None) -> str | None:
     """SQLite function `unicode_lower`, registered on every connection."""
     return value.lower() if value is not None else None
+
+
+class unindexed(FunctionElement[Any]):
+    """The column's value, which SQLite may not look up through an index (`+column`): a
+    hint where its planner, which keeps no statistics of values, would pick the wrong one.
+    The column's type, so that comparisons bind values as for the column itself. Only for
+    columns whose affinity cannot change a comparison (text against text, like dates)."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed_default(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
 
 
 # A list of integers stored in one column: integer[] on PostgreSQL, JSON text on SQLite.
@@ -155,11 +181,27 @@ class carries_tags(FunctionElement[bool]):
     """`carries_tags(items.id, items.tag_ids, tag_id, ...)`: the item has every tag id.
 
     PostgreSQL reads the item's own `tag_ids` (one probe of its intarray GIN index; an
-    unknown tag, a NULL id, becomes 0, which no item carries); SQLite checks the join table,
-    one `IN (SELECT item_id ... WHERE tag_id = ?)` per tag (its (tag_id, item_id) index).
+    unknown tag, a NULL id, becomes 0, which no item carries); SQLite checks the join table:
+    one `IN` over the intersection of the tags' links (`_carries_tags_sqlite`), which the
+    planner may use to drive the query (fetch the listed items by rowid).
     """
 
     type = Boolean()
+    inherit_cache = True
+    # A predicate in itself. Without this, SQLite's compiler (no native booleans) appends
+    # `= 1`, and `(id IN (...)) = 1` is no IN constraint to the planner.
+    _is_implicitly_boolean = True
+
+
+class carries_tags_checked(carries_tags):
+    """`carries_tags`, which on SQLite only tests each row the query reaches otherwise.
+
+    For a page of one tag: SQLite would rather fetch the tag's every item (its estimate of
+    a tag is the average, 1.3% of 1M items) and sort them (50-95 ms) than walk the sort's
+    index testing each row's membership, which finds a page in a few thousand rows (5 ms).
+    `+items.id` keeps the IN from being used as an index constraint. PostgreSQL: the same.
+    """
+
     inherit_cache = True
 
 
@@ -172,13 +214,19 @@ def _carries_tags_pg(element: carries_tags, compiler: SQLCompiler, **kw: Any) ->
 
 @compiles(carries_tags, "sqlite")
 def _carries_tags_sqlite(element: carries_tags, compiler: SQLCompiler, **kw: Any) -> str:
-    item_id, _, *wanted = (compiler.process(c, **kw) for c in element.clauses)
-    # IN (not a correlated EXISTS): SQLite can then drive the query from the tag's
-    # (tag_id, item_id) index and fetch the items by rowid, instead of testing every item.
-    return " AND ".join(
-        f"{item_id} IN (SELECT item_tags.item_id FROM item_tags WHERE item_tags.tag_id = {w})"
-        for w in wanted
+    item_id, _, first, *others = (compiler.process(c, **kw) for c in element.clauses)
+    # One IN over the items carrying every tag, the intersection taken inside the join
+    # table's indexes: the first tag's (tag_id, item_id) entries, each probed for the
+    # others. One IN per tag instead fetched every item of one tag from the table to
+    # test it against the next (3 tags: 80 ms; the intersection: 5 ms).
+    joins = "".join(
+        f" JOIN item_tags AS tagged_{n}"
+        f" ON tagged_{n}.item_id = tagged_0.item_id AND tagged_{n}.tag_id = {tag}"
+        for n, tag in enumerate(others, start=1)
     )
+    links = f"SELECT tagged_0.item_id FROM item_tags AS tagged_0{joins}"
+    only_tested = "+" if isinstance(element, carries_tags_checked) else ""
+    return f"{only_tested}{item_id} IN ({links} WHERE tagged_0.tag_id = {first})"
 
 
 # A list of strings bound as one parameter: text[] on PostgreSQL, JSON text on SQLite.

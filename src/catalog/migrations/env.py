@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 from catalog import models  # noqa: F401  (registers the tables on the metadata)
 from catalog.config import Settings, SettingsError, get_settings
+from catalog.db import name_search
 from catalog.db.backends import backend_of
 from catalog.db.base import Base
 from catalog.db.engine import create_sync_engine
@@ -52,6 +53,8 @@ def _include_object(
 ) -> bool:
     # Objects only one backend has (e.g. the pg_trgm index) are not drift elsewhere.
     info = getattr(obj, "info", {}) or getattr(compare_to, "info", {})
+    if type_ == "table" and reflected and name and name_search.is_search_table(name):
+        return False  # SQLite's FTS5 index of names (0011) and its shadow tables: no model
     if info.get("postgresql_only"):
         return context.get_context().dialect.name == "postgresql"
     return True

@@ -2,12 +2,14 @@
 
 One statement for the page (plus one for the total when asked), whatever the page size
 or number of tags: tag names come from a correlated aggregate, and tag filters test the
-item itself (`carries_tags`: the item's tag_ids on PostgreSQL, EXISTS semi-joins on
-SQLite), so LIMIT counts items and pages are never short.
+item itself (`carries_tags`: the item's tag_ids on PostgreSQL, an IN over the tags' links
+on SQLite), so LIMIT counts items and pages are never short.
 
 Statements depend only on the *shape* of a request (which filters are present, how
 many tags, the sort, offset or keyset), never on its values, which are bound
 parameters. Each shape is built and compiled once (`CompiledQuery`, cached below).
+Where the planner lacks a fact (SQLite: no value statistics), a probe counts it first and
+picks the shape: how many candidates a `q` has, how wide a creation range is.
 """
 
 from __future__ import annotations
@@ -31,12 +33,29 @@ from sqlalchemy import (
 )
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
+from catalog.db import name_search
 from catalog.db.compiled import CompiledQuery
-from catalog.db.types import STRING_LIST, carries_tags, contains_pattern, each_string, unicode_ilike
+from catalog.db.name_search import trigram_candidates
+from catalog.db.types import (
+    STRING_LIST,
+    carries_tags,
+    carries_tags_checked,
+    contains_pattern,
+    each_string,
+    unicode_ilike,
+    unindexed,
+)
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
 from catalog.models import Item, Tag, is_valid_id, item_tags
-from catalog.pagination import SortField, SortKey, keyset_after, order_by, row_key
+from catalog.pagination import (
+    SortField,
+    SortKey,
+    keyset_after,
+    null_split_page,
+    order_by,
+    row_key,
+)
 from catalog.schemas import PRICE_LIMIT, ItemRead
 from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
 from catalog.services.tags import TAG_NOT_FOUND
@@ -60,6 +79,14 @@ _COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
     "created_after": lambda p: Item.created_at >= p,
     "created_before": lambda p: Item.created_at <= p,
 }
+# The creation range tested row by row (SQLite: `_wide_creation_range`).
+_WALKED: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "created_after": lambda p: unindexed(Item.created_at) >= p,
+    "created_before": lambda p: unindexed(Item.created_at) <= p,
+}
+# More rows than this in a creation range, and a page sorted by name or price walks that
+# sort's index rather than the range's (`_wide_creation_range`).
+WIDE_RANGE_ROWS = 20_000
 Scope = Literal["all", "owner", "tag"]
 CENT = Decimal("0.01")
 MAX_PRICE = PRICE_LIMIT - CENT  # the largest storable price
@@ -118,11 +145,13 @@ class ItemFilters:
 
 
 def _conditions(
-    scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]
+    scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...], *, counting: bool = False
 ) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if scope == "owner":
         where.append(Item.owner_id == bindparam("scope_id"))
+    if "q_trigrams" in names:  # SQLite: the candidates from the trigram index first
+        where.append(trigram_candidates(Item.id, bindparam("q_trigrams")))
     if "q" in names:
         where.append(unicode_ilike(Item.name, bindparam("q")))
     if tag_ids:
@@ -130,8 +159,12 @@ def _conditions(
         # (intarray's statistics) and picks the GIN probe for rare tags, the sort index
         # for common ones. A parameter (or a subquery) would be a flat 0.5% guess.
         ids = [literal_column(str(int(i)), Integer) for i in tag_ids]
-        where.append(carries_tags(Item.id, Item.tag_ids, *ids))
-    where.extend(build(bindparam(name)) for name, build in _COMPARISONS.items() if name in names)
+        # A page of one tag walks its sort's index, testing the tag (SQLite); a count, or
+        # an intersection of tags (few items), may start from the tags' links instead.
+        tagged = carries_tags if counting or len(ids) > 1 else carries_tags_checked
+        where.append(tagged(Item.id, Item.tag_ids, *ids))
+    comparisons = _COMPARISONS | (_WALKED if "created_walk" in names else {})
+    where.extend(build(bindparam(name)) for name, build in comparisons.items() if name in names)
     return where
 
 
@@ -142,6 +175,7 @@ def _page_query(
     tag_ids: tuple[int, ...],
     sort: SortKey,
     keyset_nulls: tuple[bool, ...] | None,
+    split_nulls: bool,
 ) -> CompiledQuery:
     """The page statement for one request shape; `keyset_nulls` None means offset paging.
 
@@ -152,18 +186,23 @@ def _page_query(
     """
     keys = {name for name, _ in sort.fields} | {"id"}
     key_columns = [field.column for name, field in ITEM_SORT_FIELDS.items() if name in keys]
-    page = select(*key_columns).where(*_conditions(scope, names, tag_ids))
-    page = page.order_by(*order_by(sort, ITEM_SORT_FIELDS))
-    if keyset_nulls is None:
-        page = page.offset(bindparam("offset"))
-    else:
+    where = _conditions(scope, names, tag_ids)
+    after: list[Any] | None = None
+    if keyset_nulls is not None:
         # NULL keys change the SQL (IS NULL instead of a comparison), hence part of the shape.
         after = [
             None if is_null else bindparam(f"k_{i}", type_=ITEM_SORT_FIELDS[name].column.type)
             for i, ((name, _), is_null) in enumerate(zip(sort.fields, keyset_nulls, strict=True))
         ]
-        page = page.where(keyset_after(sort, ITEM_SORT_FIELDS, after))
-    rows = page.limit(bindparam("limit")).subquery("page")
+    if split_nulls:
+        rows = null_split_page(sort, ITEM_SORT_FIELDS, key_columns, where, after)
+    else:
+        page = select(*key_columns).where(*where).order_by(*order_by(sort, ITEM_SORT_FIELDS))
+        if after is None:
+            page = page.offset(bindparam("offset"))
+        else:
+            page = page.where(keyset_after(sort, ITEM_SORT_FIELDS, after))
+        rows = page.limit(bindparam("limit")).subquery("page")
     # The same order again outside: a subquery's order is not guaranteed to survive.
     outer_fields = {
         name: replace(f, column=rows.c[name])
@@ -193,7 +232,7 @@ def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) 
         tag_id = literal_column(str(int(tag_ids[0])), Integer)
         rows = select(item_tags.c.item_id).where(item_tags.c.tag_id == tag_id)
     else:
-        rows = select(Item.id).where(*_conditions(scope, names, tag_ids))
+        rows = select(Item.id).where(*_conditions(scope, names, tag_ids, counting=True))
     matches = rows.limit(cap).subquery("matches")
     # Planned for its values: a generic plan cannot tell a narrow price range from a wide
     # one, and walked half the table for a count that the tag's index answers in 1/20th.
@@ -250,6 +289,31 @@ async def _tag_ids(uow: UnitOfWork, names: set[str]) -> dict[str, int]:
     return {str(row["name"]): int(row["id"]) for row in rows}
 
 
+@lru_cache(maxsize=4)
+def _range_probe(names: frozenset[str]) -> CompiledQuery:
+    rows = select(Item.id).where(*(_COMPARISONS[name](bindparam(name)) for name in sorted(names)))
+    matches = rows.limit(bindparam("probe", type_=Integer)).subquery("in_range")
+    return CompiledQuery(select(func.count().label("found")).select_from(matches))
+
+
+async def _wide_creation_range(uow: UnitOfWork, params: dict[str, Any], sort: SortKey) -> bool:
+    """SQLite: whether a page sorted by name or price should test its creation range on
+    each row of the sort's index, rather than read the range from its own index.
+
+    SQLite keeps no statistics of values (no STAT4): it takes any range for a 64th of the
+    rows, so it read a range of half the items through its index and sorted them all
+    (`date wide sort=price`: 0.4 s), where the walk finds a page in a hundred rows. A probe
+    counts the range (an index-only count, stopped past WIDE_RANGE_ROWS). Not under other
+    orders: ids and creation dates follow creation, so that walk would pass every row
+    before the range first.
+    """
+    present = frozenset(name for name in _WALKED if name in params)
+    if not present or sort.fields[0][0] not in ("name", "price"):
+        return False
+    row = await uow.fetch_one(_range_probe(present), **params, probe=WIDE_RANGE_ROWS + 1)
+    return row is not None and int(row["found"]) > WIDE_RANGE_ROWS
+
+
 async def _list(
     uow: UnitOfWork, query: ItemListQuery, scope: Scope = "all", scope_key: int | str = 0
 ) -> ItemPage:
@@ -264,22 +328,29 @@ async def _list(
         return empty
     tag_ids = tuple(sorted(found.values()))
     params = filters.parameters()
-    names = frozenset(params)
+    names = count_names = frozenset(params)
+    if "q" in params and uow.backend.name_trigram_table:
+        names, count_names = await name_search.plan(uow, params, counting=query.with_total)
+    if not uow.backend.value_statistics and await _wide_creation_range(uow, params, query.sort):
+        names |= {"created_walk"}  # the page only: a count reads the range's index alone
     if scope == "owner":
         params["scope_id"] = scope_key
+    # A sort led by a nullable field, where indexes cannot place NULLs: two index walks.
+    nullable_lead = ITEM_SORT_FIELDS[query.sort.fields[0][0]].nullable
+    split_nulls = nullable_lead and not uow.backend.indexes_place_nulls
     total = None
     if query.with_total:
         cap = query.count_limit
-        count = _count_query(scope, names, tag_ids)
+        count = _count_query(scope, count_names, tag_ids)
         row = await uow.fetch_one(count, **params, count_cap=cap + 1)
         counted = int(row["total"]) if row is not None else 0
         total = Total(counted) if counted <= cap else Total(cap, exact=False)
     if query.after is None:
-        statement = _page_query(scope, names, tag_ids, query.sort, None)
+        statement = _page_query(scope, names, tag_ids, query.sort, None, split_nulls)
         params["offset"] = query.skip
     else:
         nulls = tuple(value is None for value in query.after)
-        statement = _page_query(scope, names, tag_ids, query.sort, nulls)
+        statement = _page_query(scope, names, tag_ids, query.sort, nulls, split_nulls)
         params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
     # One row beyond the page tells whether a next page exists.
     rows = await uow.fetch_all(statement, **params, limit=query.limit + 1)
