@@ -362,6 +362,32 @@ def test_trigram_index_uses_the_default_collation(tmp_path: Path) -> None:
     assert "USING gin" in definition
 
 
+_NAME_STATISTICS = text(
+    "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'name'"
+)
+
+
+def test_item_names_are_sampled_finely_and_back_to_the_default_below_0012(
+    tmp_path: Path,
+) -> None:
+    """Migration 0012: 1,000 names in the histogram that search plans are estimated from
+    (a catalog setting the drift check cannot see); its downgrade restores the default.
+    PostgreSQL only: SQLite keeps no histogram."""
+    with throwaway_database("postgresql", tmp_path) as url:
+        settings = make_settings(url)
+        runner.upgrade(settings)
+        engine = create_sync_engine(settings)
+        try:
+            with engine.connect() as connection:
+                at_head = connection.execute(_NAME_STATISTICS).scalar_one()
+            runner.downgrade(settings, "0011")
+            with engine.connect() as connection:
+                below = connection.execute(_NAME_STATISTICS).scalar_one()
+        finally:
+            engine.dispose()
+    assert (at_head, below) == (1000, -1)
+
+
 # --- many instances migrating at once ----------------------------------------------------------
 
 
