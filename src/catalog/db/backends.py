@@ -40,6 +40,7 @@ from catalog.db.compiled import CompiledQuery, Row
 from catalog.db.errors import (
     CONNECTION_LOST,
     DatabaseUnavailableError,
+    closed_by_server,
     is_unavailable,
     refused_as_standby,
 )
@@ -150,11 +151,16 @@ class PostgreSQL(Backend):
                 def _bound_transaction(connection: Connection) -> None:
                     connection.exec_driver_sql(f"SELECT {assignments}")
 
-        # After a write was refused as on a standby (a leader demoted by a failover, a
-        # connection routed to a replica), every connection made until then may lead to
-        # that server: each is replaced at its next checkout, as after a disconnect, and
-        # the new ones reach whichever server takes writes (HAProxy follows the leader).
-        refused_at = 0.0
+        # Every connection made before `replace_before` is replaced at its next checkout,
+        # as SQLAlchemy does after a disconnect (the raw path invalidates one connection
+        # only), after either of:
+        # - a write refused as on a standby (a leader demoted by a failover, a connection
+        #   routed to a replica): they may all lead to that server, and new ones reach
+        #   whichever server takes writes (HAProxy follows the leader);
+        # - a connection the server ended (restart, failover, pg_terminate_backend): the
+        #   others were ended too, but the event loop may not have read that yet, and one
+        #   that has read the goodbye and not yet the closure refuses every statement.
+        replace_before = 0.0
 
         @event.listens_for(engine, "connect")
         def _stamp(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -166,23 +172,23 @@ class PostgreSQL(Backend):
                 context.is_disconnect = True  # the session path; the raw one invalidates
 
         @event.listens_for(engine, "invalidate")
-        def _note_standby(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
-            nonlocal refused_at
-            if error is not None and refused_as_standby(error):
-                refused_at = time.monotonic()
+        def _note_ended(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
+            nonlocal replace_before
+            if error is not None and (refused_as_standby(error) or closed_by_server(error)):
+                replace_before = time.monotonic()
 
         @event.listens_for(engine, "checkout")
         def _replace_dead(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             # After a server restart, failover or pg_terminate_backend, pooled asyncpg
-            # connections have already seen their socket close: asking is local, no round
-            # trip. The pool then discards this one and hands out a fresh connection.
+            # connections may have already seen their socket close: asking is local, no
+            # round trip. The pool then discards this one and hands out a fresh connection.
             driver = getattr(dbapi_connection, "driver_connection", None)  # asyncpg's
             is_closed = getattr(driver, "is_closed", None)
             if callable(is_closed) and is_closed():
                 raise DisconnectionError("pooled connection was closed by the server")
             connected_at = record.info.get(_CONNECTED_AT)
-            if connected_at is not None and connected_at <= refused_at:
-                raise DisconnectionError("pooled connection may lead to a standby")
+            if connected_at is not None and connected_at <= replace_before:
+                raise DisconnectionError("pooled connection may be ended or lead to a standby")
 
     def persist_planner_settings(self, connection: Connection) -> list[str]:
         # For every connection to this database, whatever passes between (a pooler
