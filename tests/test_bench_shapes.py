@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench.shapes import cli, oracle
+from bench.shapes import cli, explain, oracle
 from bench.shapes.report import Result
 from sqlalchemy import create_engine, text
 
@@ -89,3 +89,17 @@ def test_a_missing_documented_refusal_is_reported(dataset_url: str) -> None:
     assert [run.problems for run in result.runs] == [
         ["q without 5 letters/digits in a row: expected 422, got 200"]
     ]
+
+
+@pytest.mark.parametrize("dataset_url", ["postgresql"], indirect=True)
+def test_explain_prints_the_plan_of_each_statement_a_shape_runs(
+    dataset_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert explain.main(["--only", "sort=updated_at,-price", "--database-url", dataset_url]) == 0
+    printed = capsys.readouterr().out
+    assert "=== sort=updated_at,-price: GET /items?sort=updated_at%2C-price" in printed
+    assert "-> 200, 1 statement(s)" in printed
+    # The page statement, with its arguments, then what EXPLAIN ANALYZE made of it.
+    assert "ORDER BY" in printed
+    assert "--- arguments: (51, 0)" in printed
+    assert printed.count("Execution Time") == 1
