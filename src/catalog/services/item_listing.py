@@ -283,6 +283,12 @@ _TAG_IDS = CompiledQuery(
 )
 
 
+# The keys between a nullable lead and the id that an index orders, NULLs placed as the
+# sort places them (migration 0008: (updated_at, id) and (updated_at, name, id), both
+# directions of updated_at).
+_NULL_PLACING_INDEXES: frozenset[tuple[tuple[str, bool], ...]] = frozenset({(), (("name", False),)})
+
+
 async def _tag_ids(uow: UnitOfWork, names: set[str]) -> dict[str, int]:
     """The ids of the named tags that exist (one statement whatever their number)."""
     rows = await uow.fetch_all(_TAG_IDS, names=sorted(names))
@@ -335,9 +341,15 @@ async def _list(
         names |= {"created_walk"}  # the page only: a count reads the range's index alone
     if scope == "owner":
         params["scope_id"] = scope_key
-    # A sort led by a nullable field, where indexes cannot place NULLs: two index walks.
-    nullable_lead = ITEM_SORT_FIELDS[query.sort.fields[0][0]].nullable
-    split_nulls = nullable_lead and not uow.backend.indexes_place_nulls
+    # A sort led by a nullable field as two index walks (its NULL rows, then the others)
+    # where indexes cannot place NULLs (SQLite), or where no index holds the whole order:
+    # a single ORDER BY then sorts the NULL group in full, and that is most items (those
+    # never updated). Each part has an index where the NULL rows are few, or many.
+    fields = query.sort.fields
+    nullable_lead = ITEM_SORT_FIELDS[fields[0][0]].nullable
+    split_nulls = nullable_lead and (
+        not uow.backend.indexes_place_nulls or fields[1:-1] not in _NULL_PLACING_INDEXES
+    )
     total = None
     if query.with_total:
         cap = query.count_limit
