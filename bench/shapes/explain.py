@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from asyncpg.prepared_stmt import PreparedStatement
 from sqlalchemy import create_engine
 
 from bench.run import default_database_url
@@ -34,31 +35,24 @@ Statement = tuple[str, tuple[Any, ...]]
 
 @contextlib.contextmanager
 def _recorded(into: list[Statement]) -> Iterator[None]:
-    """Record every statement asyncpg runs by `fetch` or `prepare` + `fetch`."""
-    fetch, prepare = asyncpg.Connection.fetch, asyncpg.Connection.prepare
+    """Record every statement asyncpg runs by `Connection.fetch` or `prepare` + `fetch`."""
+    fetch, prepared_fetch = asyncpg.Connection.fetch, PreparedStatement.fetch
 
     async def recording_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         into.append((query, args))
         return await fetch(self, query, *args, **kwargs)
 
-    async def recording_prepare(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        statement = await prepare(self, query, *args, **kwargs)
-        prepared_fetch = statement.fetch
-
-        async def recording(*values: Any, **options: Any) -> Any:
-            into.append((query, values))
-            return await prepared_fetch(*values, **options)
-
-        statement.fetch = recording
-        return statement
+    async def recording_prepared(self: PreparedStatement, *args: Any, **kwargs: Any) -> Any:
+        into.append((self.get_query(), args))
+        return await prepared_fetch(self, *args, **kwargs)
 
     asyncpg.Connection.fetch = recording_fetch
-    asyncpg.Connection.prepare = recording_prepare
+    PreparedStatement.fetch = recording_prepared
     try:
         yield
     finally:
         asyncpg.Connection.fetch = fetch
-        asyncpg.Connection.prepare = prepare
+        PreparedStatement.fetch = prepared_fetch
 
 
 async def _statements(url: str, path: str) -> tuple[int, list[Statement]]:
