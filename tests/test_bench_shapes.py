@@ -103,3 +103,15 @@ def test_explain_prints_the_plan_of_each_statement_a_shape_runs(
     assert "ORDER BY" in printed
     assert "--- arguments: (51, 0)" in printed
     assert printed.count("Execution Time") == 1
+
+
+@pytest.mark.parametrize("dataset_url", ["postgresql"], indirect=True)
+def test_explain_sees_a_count_planned_for_its_values(
+    dataset_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The count runs through Connection.prepare (a custom plan), not Connection.fetch.
+    assert explain.main(["--only", "filtered count", "--database-url", dataset_url]) == 0
+    printed = capsys.readouterr().out
+    assert "-> 200, 3 statement(s)" in printed  # the tag's id, the count, the page
+    assert "SELECT count(*) AS total" in printed
+    assert printed.count("Execution Time") == 3
