@@ -5,7 +5,11 @@ Metric values are process-wide and cumulative, so every test compares two scrape
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -297,3 +301,40 @@ async def test_412s_and_idempotent_replays_are_counted(
     refused = "catalog_http_precondition_failed_total"
     labels = {"method": "PATCH", "route": "/items/{item_id}"}
     assert value(after, refused, **labels) - value(before, refused, **labels) == 1
+
+
+_FORKING_WORKER = """
+import os
+from catalog.telemetry import exposition
+
+with exposition.multiprocess_directory() as directory:
+    metrics = exposition.metrics()
+    metrics.observe_request("GET", "/items", 200, 0.001)
+    child = os.fork()
+    if child == 0:  # a worker forked after the metrics were made, as a pre-fork server does
+        metrics.observe_request("GET", "/items", 200, 0.001)
+        metrics.observe_request("GET", "/items", 200, 0.001)
+        os._exit(0)
+    os.waitpid(child, 0)
+    metrics.observe_request("GET", "/items", 200, 0.001)
+    print(sorted(path.name for path in directory.glob("counter_*.db")))
+    print(exposition.render().decode())
+"""
+
+
+def test_a_forked_worker_counts_in_files_of_its_own() -> None:
+    """Multiprocess values keep a process id read from memory (not a system call per
+    write): after a fork, the child must still write files of its own, or its writes
+    and the parent's overwrite each other."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _FORKING_WORKER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+    )
+    files, exposition_text = ran.stdout.split("\n", 1)
+    assert len(ast.literal_eval(files)) == 2  # the parent's and the child's
+    samples = parse_metrics(exposition_text)
+    assert total(samples, "catalog_http_requests_total", route="/items") == 4

@@ -51,6 +51,8 @@ def metrics() -> Metrics:
     path = multiprocess_dir()
     found = _metrics.get(path)
     if found is None:
+        if path is not None:
+            _pick_value_class()  # a worker that inherited the directory: its own pid
         found = _metrics[path] = Metrics(LOCAL_REGISTRY if path is None else None)
     return found
 
@@ -146,5 +148,28 @@ def _pick_value_class() -> None:
     # prometheus-client picks where values live (process memory or the directory's
     # files) when first imported; pick again for metrics created from now on.
     values = sys.modules.get("prometheus_client.values")
-    if values is not None:
-        values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
+    if values is None:
+        return
+    if multiprocess_dir() is None:
+        values.ValueClass = values.MutexValue  # type: ignore[attr-defined]
+    else:
+        # Its files are per process, and every write checks that the process is still
+        # the one that opened them (a fork). With os.getpid, a system call, that check was
+        # most of a write, and a request makes about seven: this pid is read from memory,
+        # kept right across forks by `_pid_after_fork`.
+        values.ValueClass = values.MultiProcessValue(_process_id)  # type: ignore[attr-defined]
+
+
+_pid = os.getpid()
+
+
+def _process_id() -> int:
+    return _pid
+
+
+def _pid_after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_pid_after_fork)
