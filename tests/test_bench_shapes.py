@@ -91,12 +91,17 @@ def test_a_missing_documented_refusal_is_reported(dataset_url: str) -> None:
     ]
 
 
+def _explained(url: str, label: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """What `python -m bench.shapes.explain --only LABEL` prints for the dataset at `url`."""
+    assert explain.main(["--only", label, "--database-url", url]) == 0
+    return capsys.readouterr().out
+
+
 @pytest.mark.parametrize("dataset_url", ["postgresql"], indirect=True)
 def test_explain_prints_the_plan_of_each_statement_a_shape_runs(
     dataset_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert explain.main(["--only", "sort=updated_at,-price", "--database-url", dataset_url]) == 0
-    printed = capsys.readouterr().out
+    printed = _explained(dataset_url, "sort=updated_at,-price", capsys)
     assert "=== sort=updated_at,-price: GET /items?sort=updated_at%2C-price" in printed
     assert "-> 200, 1 statement(s)" in printed
     # The page statement, with its arguments, then what EXPLAIN ANALYZE made of it.
@@ -110,8 +115,7 @@ def test_explain_sees_a_count_planned_for_its_values(
     dataset_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The count runs through Connection.prepare (a custom plan), not Connection.fetch.
-    assert explain.main(["--only", "filtered count", "--database-url", dataset_url]) == 0
-    printed = capsys.readouterr().out
+    printed = _explained(dataset_url, "filtered count", capsys)
     assert "-> 200, 3 statement(s)" in printed  # the tag's id, the count, the page
     assert "SELECT count(*) AS total" in printed
     assert printed.count("Execution Time") == 3

@@ -27,16 +27,13 @@ UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
 # it. The API never opens a read-only transaction itself, so this is never its own bug.
 READ_ONLY_SQLSTATE = "25006"
 UNAVAILABLE_SQLSTATES = frozenset({"55P03", "40001", "40P01", READ_ONLY_SQLSTATE})
+# asyncpg's errors for a connection the server ended. InternalClientError: the connection
+# read a message no request asked for, in practice the server's goodbye (FATAL
+# "terminating connection") before its closure, and refuses any further statement
+# ("another operation is in progress").
+_ENDED_BY_SERVER = (asyncpg.ConnectionDoesNotExistError, asyncpg.InternalClientError)
 # asyncpg's errors for a connection that is gone (not an SQL error from the server).
-# InternalClientError: the connection read a message no request asked for, in practice
-# the server's goodbye (FATAL "terminating connection") before its closure, and refuses
-# any further statement ("another operation is in progress").
-CONNECTION_LOST = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
+CONNECTION_LOST = (*_ENDED_BY_SERVER, asyncpg.InterfaceError, OSError)
 # The server ended the connection: 57P01 admin shutdown (pg_terminate_backend, a fast
 # shutdown), 57P02 crash shutdown.
 _CLOSED_BY_SERVER_SQLSTATES = frozenset({"57P01", "57P02"})
@@ -99,10 +96,7 @@ def closed_by_server(error: BaseException) -> bool:
     """Whether `error` (or what it wraps) shows that the server ended the connection:
     after a restart, a failover or a pg_terminate_backend, it has ended the others too."""
     return any(
-        isinstance(
-            link,
-            asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError,
-        )
+        isinstance(link, _ENDED_BY_SERVER)
         or getattr(link, "sqlstate", None) in _CLOSED_BY_SERVER_SQLSTATES
         for link in _chain(error)
     )
