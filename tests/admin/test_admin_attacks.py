@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from catalog.api.app import create_app
 from catalog.db.database import Database
+from catalog.services.users import SELF_DEMOTE
 from tests.admin.conftest import Admin
 from tests.api import Fetch
 from tests.conftest import Account, make_settings
@@ -60,7 +61,8 @@ async def test_a_superuser_cannot_demote_themselves_in_the_admin(
     signed_in: Admin, superuser: Account, fetch: Fetch, change: dict[str, str]
 ) -> None:
     response = await signed_in.post_form(f"/admin/user/edit/{superuser.id}", _user_form(**change))
-    assert response.status_code != 302  # refused, shown on the form
+    assert response.status_code == 400, response.text  # refused, shown on the form
+    assert SELF_DEMOTE in response.text
     rows = await fetch("SELECT is_active, is_superuser FROM users WHERE id = :id", id=superuser.id)
     assert [tuple(bool(v) for v in row) for row in rows] == [(True, True)]
 

@@ -26,7 +26,7 @@ from catalog.models import LoginFailure
 from catalog.services.login_throttle import LoginPolicy
 from tests.api import Fetch, MakeUser, asgi_client, login
 from tests.conftest import Account
-from tests.waiting import eventually
+from tests.waiting import TIMEOUT, eventually
 
 TOO_MANY = {"detail": "Too many failed logins; retry later"}
 
@@ -225,16 +225,20 @@ async def test_idle_rows_are_purged(
 def gated_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Make every password check wait for the returned event (a slow hash, on demand)."""
     gate = threading.Event()
+    timed_out: list[str] = []
     for name in ("verify_password_or_dummy", "verify_and_update_or_dummy"):  # login: the 2nd
         real = getattr(security, name)
 
-        def slow(password: str, hashed: str | None, real: Any = real) -> Any:
-            gate.wait(timeout=10)
+        def slow(password: str, hashed: str | None, real: Any = real, name: str = name) -> Any:
+            if not gate.wait(timeout=TIMEOUT):
+                timed_out.append(name)  # failed below: a raise here is only the request's 500
+                raise TimeoutError("the test never opened the gate")
             return real(password, hashed)
 
         monkeypatch.setattr(security, name, slow)
     yield gate
     gate.set()
+    assert not timed_out, f"password checks gave up waiting for the gate: {timed_out}"
 
 
 @pytest.fixture
@@ -257,7 +261,7 @@ def admitted(count: int) -> Callable[[], Awaitable[bool]]:
 
 
 async def test_a_full_hashing_queue_is_503_with_retry_after(
-    one_hash_at_a_time: FastAPI, gated_hashing: threading.Event, user: Account
+    one_hash_at_a_time: FastAPI, gated_hashing: threading.Event, user: Account, fetch: Fetch
 ) -> None:
     async with asgi_client(one_hash_at_a_time) as client:
         running = asyncio.ensure_future(login(client, user.email, user.password))
@@ -274,6 +278,7 @@ async def test_a_full_hashing_queue_is_503_with_retry_after(
 
     assert refused.status_code == registered.status_code == 503
     assert refused.headers["Retry-After"] == "1"
+    assert await fetch("SELECT email FROM users") == [(user.email,)]  # no account registered
     assert [r.status_code for r in done] == [200, 200]
     assert security._pool.admitted == 0
 
@@ -314,8 +319,10 @@ async def test_a_name_change_needs_no_password(
 
 
 async def test_guessing_the_current_password_is_throttled(
-    client: httpx.AsyncClient, user: Account
+    client: httpx.AsyncClient, user: Account, fetch: Fetch
 ) -> None:
+    stored_hash = "SELECT hashed_password FROM users WHERE id = :id"
+    before = await fetch(stored_hash, id=user.id)
     statuses = []
     for n in range(7):
         response = await client.patch(
@@ -325,6 +332,8 @@ async def test_guessing_the_current_password_is_throttled(
         )
         statuses.append(response.status_code)
     assert statuses == [403] * 5 + [429] * 2
+    # Read from the row: a login to prove it would itself be throttled (429) by now.
+    assert await fetch(stored_hash, id=user.id) == before
 
 
 # --- superusers cannot remove themselves ----------------------------------------------------

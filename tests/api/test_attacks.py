@@ -30,6 +30,7 @@ from catalog.schemas import UserCreate
 from catalog.services.login_throttle import LoginAttempt, LoginPolicy
 from tests.api import Fetch, asgi_client, login
 from tests.conftest import Account
+from tests.waiting import TIMEOUT, eventually
 
 OWNER_ADDRESS = ("127.0.0.2", 1000)
 ATTACKER_ADDRESS = ("127.0.0.3", 1000)
@@ -221,17 +222,21 @@ async def test_a_registrations_stored_fingerprint_cannot_be_guessed_offline(
 def hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[str], threading.Event]]:
     """Every new-password hash, counted, and held until the returned event is set."""
     done: list[str] = []
+    timed_out: list[str] = []
     gate = threading.Event()
     real = security.hash_password
 
     def gated(password: str) -> str:
-        gate.wait(timeout=10)
+        if not gate.wait(timeout=TIMEOUT):
+            timed_out.append(password)  # failed below: a raise here is only the request's 500
+            raise TimeoutError("the test never opened the gate")
         done.append(password)
         return real(password)
 
     monkeypatch.setattr(security, "hash_password", gated)
     yield done, gate
     gate.set()
+    assert not timed_out, f"{len(timed_out)} hashes gave up waiting for the gate"
 
 
 async def test_a_taken_email_is_refused_before_any_hashing(
@@ -279,10 +284,12 @@ async def test_a_registration_flood_from_one_address_leaves_logins_alone(
             )
             for n in range(20)
         ]
-        for _ in range(500):  # the address's two places; the other 18 are refused
-            if sum(task.done() for task in flood) == 18:
-                break
-            await asyncio.sleep(0.01)
+
+        async def eighteen_answered() -> bool:
+            return sum(task.done() for task in flood) == 18
+
+        # The address's two places hold their hashes at the gate; the other 18 are refused.
+        await eventually(eighteen_answered, what="18 of the 20 registrations answered")
         await _until_admitted(2)
         refused = [task.result() for task in flood if task.done()]
         logging_in = asyncio.ensure_future(login(owner, user.email, user.password))

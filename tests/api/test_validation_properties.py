@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -51,10 +51,8 @@ def valid_tag(raw: str) -> bool:
 
 
 def well_formed_tag(raw: str) -> bool:
-    """A tag the API must accept: valid, and free of the characters a URL path cannot carry.
-
-    The service also refuses '/' and non-printable characters (they could never be named
-    in GET /tags/{name}/items); the contract does not forbid that, so those may be 422.
+    """Whether the API accepts a tag name: valid, and free of the characters a URL path
+    cannot carry ('/' and non-printable ones could never be named in GET /tags/{name}/items).
     """
     name = raw.strip().lower()
     return valid_tag(raw) and "/" not in name and name.isprintable()
@@ -94,6 +92,13 @@ def acceptable_flag(value: Any) -> bool:
     if isinstance(value, int | float):
         return value in (0, 1)
     return isinstance(value, str) and value.lower() in LAX_TRUE | LAX_FALSE
+
+
+def flag_value(value: Any) -> bool:
+    """The boolean an `acceptable_flag` value stands for."""
+    if isinstance(value, str):
+        return value.lower() in LAX_TRUE
+    return bool(value)  # true/false, 0/1, 0.0/1.0
 
 
 def acceptable_tags(value: Any) -> bool:
@@ -148,14 +153,12 @@ def expected_item(payload: dict[str, Any]) -> dict[str, Any]:
     Pydantic's lax mode also takes numeric strings for the price and "yes"/1 for
     is_active; those are compared by value, not by JSON type.
     """
-    expected = {
+    return {
         "name": payload["name"],
         "description": payload.get("description"),
         "tags": sorted({t.strip().lower() for t in payload.get("tags") or []}),
+        "is_active": flag_value(payload.get("is_active", True)),
     }
-    if isinstance(payload.get("is_active", True), bool):
-        expected["is_active"] = payload.get("is_active", True)
-    return expected
 
 
 async def check_create(
@@ -246,6 +249,10 @@ item_bodies = (
 
 @HTTP_SETTINGS
 @given(payload=item_bodies | json_values)
+# Lax flags, which random bodies seldom spell: each stored as the boolean it stands for.
+@example(payload={"name": "n", "price": 1, "is_active": "off"})
+@example(payload={"name": "n", "price": 1, "is_active": "YES"})
+@example(payload={"name": "n", "price": 1, "is_active": 0})
 async def test_arbitrary_item_bodies_give_201_or_422(
     client: httpx.AsyncClient, user: Account, fetch: Fetch, payload: Any
 ) -> None:
@@ -279,6 +286,9 @@ update_bodies = (
 
 @HTTP_SETTINGS
 @given(payload=update_bodies | json_values)
+@example(payload={"is_active": "off"})
+@example(payload={"is_active": "t"})
+@example(payload={"is_active": 1})
 async def test_arbitrary_update_bodies_give_200_or_422(
     client: httpx.AsyncClient, user: Account, fetch: Fetch, payload: Any
 ) -> None:
@@ -310,12 +320,13 @@ async def test_arbitrary_update_bodies_give_200_or_422(
             expected[key] = Decimal(str(value).strip())
         elif key == "tags":
             expected[key] = sorted({t.strip().lower() for t in value})
-        elif key == "is_active" and not isinstance(value, bool):
-            expected[key] = after[key]  # lax bool ("yes", 1): checked by type only
+        elif key == "is_active":
+            expected[key] = flag_value(value)  # lax spellings too ("yes", 1, "off")
         else:
             expected[key] = value
     assert after == expected | {"fresh": False}
     item = response.json()
+    assert isinstance(item["is_active"], bool)  # JSON true/false, not an echoed 1 or "yes"
     assert {k: item[k] for k in ("name", "description", "is_active", "tags")} == {
         k: after[k] for k in ("name", "description", "is_active", "tags")
     }
@@ -342,28 +353,32 @@ async def test_prices_round_trip_or_422(
 
 @HTTP_SETTINGS
 @given(raw=st.text(max_size=60) | texts(60))
+# Valid lengths the service refuses for their characters, every run.
+@example(raw="a/b")
+@example(raw=" tab\tinside ")
+@example(raw="bell\x07")
 async def test_tag_names_are_normalized_or_422(
     client: httpx.AsyncClient, user: Account, fetch: Fetch, raw: str
 ) -> None:
     name = raw.strip().lower()
-    # The database cannot even be asked about a name it could not store.
-    existed = storable(name) and bool(await fetch("SELECT 1 FROM tags WHERE name = :n", n=name))
+    accepted = well_formed_tag(raw)
+    # Only a well-formed name is looked up: the database could not even be asked about
+    # one it cannot store (NUL, lone surrogates), and those are refused whatever exists.
+    existed = accepted and bool(await fetch("SELECT 1 FROM tags WHERE name = :n", n=name))
+    before = await counts(fetch)
 
     response = await post_json(client, "/tags", {"name": raw}, user)
 
-    assert response.status_code in {201, 409, 422}, response.text
+    expected = 422 if not accepted else 409 if existed else 201
+    assert response.status_code == expected, response.text
     event(f"POST /tags -> {response.status_code}")
-    if response.status_code == 201:
-        assert valid_tag(raw)
-        assert not existed
-        body = response.json()
-        assert body == {"id": body["id"], "name": name, "item_count": 0}
-        rows = await fetch("SELECT id FROM tags WHERE name = :n", n=name)
-        assert [r.id for r in rows] == [body["id"]]
-    elif response.status_code == 409:
-        assert existed
-    else:
-        assert not well_formed_tag(raw)
+    if expected != 201:
+        assert await counts(fetch) == before
+        return
+    body = response.json()
+    assert body == {"id": body["id"], "name": name, "item_count": 0}
+    rows = await fetch("SELECT id FROM tags WHERE name = :n", n=name)
+    assert [r.id for r in rows] == [body["id"]]
 
 
 # --- the schemas, directly -------------------------------------------------------------
@@ -426,7 +441,7 @@ def test_schema_normalizes_tag_names(raw: str) -> None:
     except ValidationError:
         assert not well_formed_tag(raw)
         return
-    assert valid_tag(raw)
+    assert well_formed_tag(raw)
     assert name == raw.strip().lower()
     assert TagCreate(name=name).name == name  # idempotent
 
