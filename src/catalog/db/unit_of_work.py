@@ -119,6 +119,36 @@ class UnitOfWork:
         rows = await self.fetch_all(query, **params)
         return rows[0] if rows else None
 
+    async def fetch_beside(
+        self,
+        aside: CompiledQuery,
+        aside_params: dict[str, Any],
+        query: CompiledQuery,
+        params: dict[str, Any],
+    ) -> tuple[Sequence[Row], Sequence[Row]]:
+        """The rows of two independent reads, `aside`'s first.
+
+        Outside a transaction each read has a connection of its own, so they run at once
+        and the caller waits for the slower (a list's capped count beside its page). In
+        the unit's transaction they share its connection and run one after the other.
+        An error of either is raised; if `query` fails (or the caller is cancelled), the
+        read aside is cancelled first and its connection settled.
+        """
+        if self._session is not None:
+            first = await self.fetch_all(aside, **aside_params)
+            return first, await self.fetch_all(query, **params)
+        beside = asyncio.ensure_future(self.fetch_all(aside, **aside_params))
+        try:
+            rows = await self.fetch_all(query, **params)
+        except BaseException:
+            beside.cancel()
+            # Its cancellation settles its connection (db/checkin.py) before this returns.
+            await asyncio.wait({beside})
+            if not beside.cancelled():
+                beside.exception()  # retrieved: the error raised is the one of `query`
+            raise
+        return await beside, rows
+
     async def write(self, query: CompiledQuery, **params: Any) -> Row | None:
         """Run a write that is one statement; its first RETURNING row, if any.
 

@@ -350,13 +350,7 @@ async def _list(
     split_nulls = nullable_lead and (
         not uow.backend.indexes_place_nulls or fields[1:-1] not in _NULL_PLACING_INDEXES
     )
-    total = None
-    if query.with_total:
-        cap = query.count_limit
-        count = _count_query(scope, count_names, tag_ids)
-        row = await uow.fetch_one(count, **params, count_cap=cap + 1)
-        counted = int(row["total"]) if row is not None else 0
-        total = Total(counted) if counted <= cap else Total(cap, exact=False)
+    count_params = params | {"count_cap": query.count_limit + 1}  # no page parameters
     if query.after is None:
         statement = _page_query(scope, names, tag_ids, query.sort, None, split_nulls)
         params["offset"] = query.skip
@@ -365,7 +359,17 @@ async def _list(
         statement = _page_query(scope, names, tag_ids, query.sort, nulls, split_nulls)
         params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
     # One row beyond the page tells whether a next page exists.
-    rows = await uow.fetch_all(statement, **params, limit=query.limit + 1)
+    page_params = params | {"limit": query.limit + 1}
+    total = None
+    if query.with_total:
+        # The count runs beside the page, not before it: a request waits for the slower.
+        count = _count_query(scope, count_names, tag_ids)
+        counted_rows, rows = await uow.fetch_beside(count, count_params, statement, page_params)
+        counted = int(counted_rows[0]["total"]) if counted_rows else 0
+        cap = query.count_limit
+        total = Total(counted) if counted <= cap else Total(cap, exact=False)
+    else:
+        rows = await uow.fetch_all(statement, **page_params)
     next_key = row_key(query.sort, rows[query.limit - 1]) if len(rows) > query.limit else None
     return ItemPage([to_item_read(row) for row in rows[: query.limit]], next_key, total)
 
