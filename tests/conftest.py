@@ -14,7 +14,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,16 +23,18 @@ import httpx
 import hypothesis
 import psycopg
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 
 from catalog import security
-from catalog.api.app import create_app
+from catalog.api.app import BOOTSTRAPPED_ENV, create_app
 from catalog.config import Settings, load_settings
 from catalog.db.database import Database
+from catalog.db.engine import create_sync_engine
 from catalog.migrations.runner import upgrade
 from catalog.models import User
 from catalog.security import create_access_token, credential_stamp, hash_password
@@ -51,9 +53,14 @@ pytest_plugins = ["tests.infra.fixtures"]
 # --- nothing from the developer's shell ---------------------------------------------------
 
 # Variables the service reads besides its Settings fields: prometheus-client's multiprocess
-# directory, and OpenTelemetry's own OTEL_* variables (service name, headers, sampler...).
-OTHER_SERVICE_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR",)
-OTHER_SERVICE_PREFIXES = ("OTEL_",)
+# directory, `catalog serve`'s note to its workers that the first superuser exists (set,
+# it skips their bootstrap), OpenTelemetry's own OTEL_* variables (service name, headers,
+# sampler...) and libpq's PG* (PGHOST, PGOPTIONS, PGSSLMODE...: psycopg applies them to
+# every connection the URL leaves open).
+OTHER_SERVICE_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", BOOTSTRAPPED_ENV)
+OTHER_SERVICE_PREFIXES = ("OTEL_", "PG")
+# Not libpq's: where deploy/ finds the PostgreSQL binaries, which the tests need.
+KEPT_VARIABLES = ("PG_BIN",)
 
 
 def service_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
@@ -63,9 +70,12 @@ def service_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
     return [
         name
         for name in environ
-        if name.upper() in fields
-        or name in OTHER_SERVICE_VARIABLES
-        or name.startswith(OTHER_SERVICE_PREFIXES)
+        if (
+            name.upper() in fields
+            or name in OTHER_SERVICE_VARIABLES
+            or name.startswith(OTHER_SERVICE_PREFIXES)
+        )
+        and name not in KEPT_VARIABLES
     ]
 
 
@@ -89,21 +99,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
 
-# --- Hypothesis: reproducible in CI, its example database outside the working tree -------
+# --- Hypothesis: reproducible in CI, its files outside the working tree -------------------
 
+# Everything Hypothesis stores (examples, the constants it collects from our modules, its
+# Unicode tables) goes under the system's temp dir, per user and per checkout: by default
+# it writes `.hypothesis/` into the current directory, the checkout. Set before any test
+# runs, and in the environment for the pytest processes some tests start.
+HYPOTHESIS_HOME = Path(
+    os.environ.setdefault(
+        "HYPOTHESIS_STORAGE_DIRECTORY",
+        str(
+            Path(tempfile.gettempdir())
+            / f"catalog-hypothesis-{os.getuid()}"
+            / hashlib.sha256(str(Path(__file__).resolve().parent).encode()).hexdigest()[:12]
+        ),
+    )
+)
+set_hypothesis_home_dir(HYPOTHESIS_HOME)
 hypothesis.settings.register_profile(
     "ci",
     derandomize=True,  # the same examples on every run: a CI failure replays locally
     database=None,
     print_blob=True,
 )
-# Off CI, failing examples are remembered and tried first next time, in a directory under
-# the system's temp dir (per user and per checkout), not `.hypothesis/` in the working tree.
-EXAMPLES_DIR = (
-    Path(tempfile.gettempdir())
-    / f"catalog-hypothesis-{os.getuid()}"
-    / hashlib.sha256(str(Path(__file__).resolve().parent).encode()).hexdigest()[:12]
-)
+# Off CI, failing examples are remembered and tried first next time.
+EXAMPLES_DIR = HYPOTHESIS_HOME / "examples"
 hypothesis.settings.register_profile(
     "dev",
     database=DirectoryBasedExampleDatabase(EXAMPLES_DIR),
@@ -239,6 +259,13 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# The databases `database_url` handed out: the suite's own, emptied after every test that
+# used them. (A module may define its own `database_url`, e.g. on a private server.)
+SUITE_DATABASE_URLS: set[str] = set()
+# One sync engine per suite database, for emptying it: a test need not have built the
+# async `Database` to have written into the tables (a `catalog serve` it started did).
+_CLEANING_ENGINES: dict[str, Engine] = {}
+
 # Set by a LATER release's expand/contract test (tests/test_expand_contract.py), which runs
 # this release's tests on a database it migrated to its own head: use that one as it is.
 PREMIGRATED_URL_ENV = "CATALOG_TEST_PREMIGRATED_URL_{backend}"
@@ -248,12 +275,19 @@ PREMIGRATED_URL_ENV = "CATALOG_TEST_PREMIGRATED_URL_{backend}"
 def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated throwaway database for this backend, shared by the session's tests."""
     premigrated = os.environ.get(PREMIGRATED_URL_ENV.format(backend=backend.upper()))
-    if premigrated:
-        yield premigrated
-        return
-    with throwaway_database(backend, tmp_path_factory.mktemp(backend)) as url:
-        upgrade(make_settings(url))
-        yield url
+    with ExitStack() as stack:
+        if premigrated:
+            url = premigrated
+        else:
+            url = stack.enter_context(throwaway_database(backend, tmp_path_factory.mktemp(backend)))
+            upgrade(make_settings(url))
+        SUITE_DATABASE_URLS.add(url)
+        try:
+            yield url
+        finally:
+            engine = _CLEANING_ENGINES.pop(url, None)
+            if engine is not None:
+                engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -270,19 +304,35 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(autouse=True)
-async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty the tables after every test that used the suite's database, whether through
+    `database` or through its URL alone (e.g. a `catalog serve` the test started)."""
+    used = "database_url" in request.fixturenames  # `database` and `settings` include it
+    url = request.getfixturevalue("database_url") if used else None
     yield
-    if "database" not in request.fixturenames:
-        return
-    db: Database = request.getfixturevalue("database")
-    async with db.transaction() as session:
-        if db.backend.name == "postgresql":
-            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in TABLES:
-                await session.execute(text(f"DELETE FROM {table}"))
-            # AUTOINCREMENT counters: ids restart at 1, as RESTART IDENTITY does above.
-            await session.execute(text("DELETE FROM sqlite_sequence"))
+    if url in SUITE_DATABASE_URLS:
+        empty_tables(url)
+
+
+def empty_tables(url: str) -> None:
+    """Delete every row of the app's tables in the suite database at `url`."""
+    engine = _CLEANING_ENGINES.get(url)
+    if engine is None:
+        # Pre-ping: a test may have terminated the pool's connection (pg_terminate_backend).
+        engine = create_sync_engine(make_settings(url, db_pool_pre_ping=True))
+        _CLEANING_ENGINES[url] = engine
+    with engine.begin() as connection:
+        _delete_rows(connection)
+
+
+def _delete_rows(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    else:
+        for table in TABLES:
+            connection.execute(text(f"DELETE FROM {table}"))
+        # AUTOINCREMENT counters: ids restart at 1, as RESTART IDENTITY does above.
+        connection.execute(text("DELETE FROM sqlite_sequence"))
 
 
 # --- the app and its clients ------------------------------------------------------------

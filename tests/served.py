@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 from deploy.ports import HOST, free_port
-from deploy.procs import Process
+from deploy.procs import Process, start_retrying_taken_ports
 
 from tests.conftest import SECRET
 
@@ -27,22 +27,35 @@ def _healthy(base_url: str) -> bool:
 @contextmanager
 def served_catalog(database_url: str, workdir: Path, **env: str) -> Iterator[str]:
     """Serve the API over `database_url` on a free loopback port, from `workdir` (no .env,
-    no key file from the checkout); yield its base URL, stop it afterwards."""
-    port = free_port()
+    no key file from the checkout); yield its base URL, stop it afterwards. A port taken
+    before uvicorn could bind it (deploy/ports.py hands out closed ports) is chosen again."""
     environment = {
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
     } | env
-    argv = [CATALOG, "serve", "--host", HOST, "--port", str(port), "--no-access-log"]
-    server = Process(
-        "catalog", argv, workdir / "serve.log", env=environment, cwd=workdir, as_service_user=False
-    )
-    server.start()
-    base_url = f"http://{HOST}:{port}"
-    try:
+    port = free_port()
+    server: Process | None = None
+
+    def start() -> None:
+        nonlocal server
+        argv = [CATALOG, "serve", "--host", HOST, "--port", str(port), "--no-access-log"]
+        log = workdir / "serve.log"  # appended to by each start
+        server = Process("catalog", argv, log, env=environment, cwd=workdir, as_service_user=False)
+        server.start()
+        base_url = f"http://{HOST}:{port}"
         server.wait_ready(lambda: _healthy(base_url), timeout=START_TIMEOUT, what="GET /health")
-        yield base_url
+
+    def repick() -> None:
+        nonlocal port
+        if server is not None:
+            server.stop()  # it has exited; this drops its atexit hook
+        port = free_port()
+
+    try:
+        start_retrying_taken_ports(start, repick)
+        yield f"http://{HOST}:{port}"
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()

@@ -35,6 +35,14 @@ HOSTILE = {
     "DATABASE_URL": "sqlite:////nonexistent/dir/catalog.db",
     "OTEL_SERVICE_NAME": "hostile",
     "PROMETHEUS_MULTIPROC_DIR": "/nonexistent",
+    "CATALOG_FIRST_SUPERUSER_DONE": "1",  # would skip FIRST_SUPERUSER_* in every app
+    # libpq's, applied by psycopg to every connection its URL leaves open
+    "PGHOST": "/nonexistent",
+    "PGUSER": "hostile",
+    "PGPASSWORD": "hostile",
+    "PGOPTIONS": "-c default_transaction_read_only=on",
+    "PGSSLMODE": "require",
+    "PGCONNECT_TIMEOUT": "1",
 }
 
 
@@ -50,11 +58,13 @@ def test_nothing_the_service_reads_is_left_in_the_environment(
     for name, value in HOSTILE.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TEST_POSTGRES_URL", os.environ.get("TEST_POSTGRES_URL", "kept"))
+    monkeypatch.setenv("PG_BIN", os.environ.get("PG_BIN", "kept"))
 
     removed = clear_service_environment()
 
     assert removed == HOSTILE
-    assert "TEST_POSTGRES_URL" in os.environ  # the tests' own variables stay
+    # The tests' own variables stay, and where deploy/ finds PostgreSQL is not libpq's.
+    assert {"TEST_POSTGRES_URL", "PG_BIN"} <= os.environ.keys()
     assert Settings(_env_file=None).metrics == "off"
 
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -393,12 +394,18 @@ def test_item_names_are_sampled_finely_and_back_to_the_default_below_0012(
 # --- many instances migrating at once ----------------------------------------------------------
 
 
+# `catalog` reads `.env` from its working directory: not the checkout's (a developer's
+# settings), but this empty one, removed when the test process exits.
+_UPGRADE_CWD = tempfile.TemporaryDirectory(prefix="catalog-upgrade-")
+
+
 def _catalog_upgrade(url: str, **env: str) -> subprocess.Popen[str]:
     environment = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARIABLES}
     environment |= {"DATABASE_URL": url, "SECRET_KEY": "x" * 40, "DATABASE_POOLER": POOLER, **env}
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "catalog"), "db", "upgrade"],
         env=environment,
+        cwd=_UPGRADE_CWD.name,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

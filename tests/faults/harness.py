@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import psycopg
 from deploy.ports import free_port
-from deploy.procs import Process, private_dir, remove_dir
+from deploy.procs import Process, private_dir, remove_dir, start_retrying_taken_ports
 
 CATALOG = Path(sys.executable).parent / "catalog"
 SECRET = "fault-suite-secret-" + "k" * 32
@@ -48,6 +48,8 @@ class CatalogService:
     `serve_args` go to `catalog serve` (e.g. `("--workers", "2")`); `access_log` turns its
     per-request log lines on; `secret_key=None` leaves SECRET_KEY unset, so the service
     uses its development key file (in the service's own directory, its working directory).
+    A port of our choosing taken by another process before the first start is chosen again;
+    a `port` given by the caller is kept (failing is right, moving silently is not).
     """
 
     def __init__(
@@ -60,7 +62,10 @@ class CatalogService:
         secret_key: str | None = SECRET,
         **settings: str,
     ) -> None:
+        self._may_repick_port = port is None
         self.port = port or free_port()
+        self.serve_args = tuple(serve_args)
+        self.access_log = access_log
         self.dir = private_dir("catalog-service")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -72,10 +77,14 @@ class CatalogService:
         }
         if secret_key is not None:
             self.env["SECRET_KEY"] = secret_key
-        log_option = "--access-log" if access_log else "--no-access-log"
-        self.process = Process(
+        self.process = self._process()
+
+    def _process(self) -> Process:
+        """The `catalog serve` process for `self.port` (its log is appended to by each)."""
+        log_option = "--access-log" if self.access_log else "--no-access-log"
+        return Process(
             "catalog",
-            [str(CATALOG), "serve", "--port", str(self.port), log_option, *serve_args],
+            [str(CATALOG), "serve", "--port", str(self.port), log_option, *self.serve_args],
             self.dir / "service.log",
             env=self.env,
             cwd=self.dir,
@@ -87,6 +96,20 @@ class CatalogService:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the service and wait until it answers /health."""
+        if not self._may_repick_port:
+            self._start(timeout)
+            return
+        self._may_repick_port = False
+
+        def repick() -> None:
+            self.process.stop()  # it has exited; this drops its atexit hook
+            self.port = free_port()
+            self.process = self._process()
+
+        start_retrying_taken_ports(lambda: self._start(timeout), repick)
+
+    def _start(self, timeout: float) -> None:
         self.process.start()
         self.process.wait_ready(self._healthy, timeout=timeout, what="answering /health")
 

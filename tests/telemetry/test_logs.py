@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,21 +21,62 @@ from tests.conftest import Account, make_settings
 from tests.telemetry import running
 
 
+@contextmanager
+def catalog_logger_restored() -> Iterator[None]:
+    """Put the process-wide "catalog" logger back as it was before the block: `create_app`
+    reconfigures it (handlers, their format, level, propagation) for every later test."""
+    logger = logging.getLogger("catalog")
+    handlers = [(handler, handler.formatter) for handler in logger.handlers]
+    level, propagate = logger.level, logger.propagate
+    record_fields = logging.logThreads, logging.logMultiprocessing
+    try:
+        yield
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        for handler, formatter in handlers:
+            handler.setFormatter(formatter)
+            logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logging.logThreads, logging.logMultiprocessing = record_fields
+
+
 @pytest.fixture
 def catalog_log() -> Iterator[io.StringIO]:
     """What the "catalog" loggers' handler writes during the test."""
-    configure_logging(make_settings("sqlite:///unused.db"))  # the handler exists
-    [handler] = [
-        h
-        for h in logging.getLogger("catalog").handlers
-        if isinstance(h, logging.StreamHandler)
-        and any(isinstance(f, RequestIdFilter) for f in h.filters)
-    ]
-    stream = io.StringIO()
-    previous = handler.setStream(stream)
-    yield stream
-    handler.setStream(previous)
-    configure_logging(make_settings("sqlite:///unused.db"))  # text again, for other tests
+    with catalog_logger_restored():
+        configure_logging(make_settings("sqlite:///unused.db"))  # the handler exists
+        [handler] = [
+            h
+            for h in logging.getLogger("catalog").handlers
+            if isinstance(h, logging.StreamHandler)
+            and any(isinstance(f, RequestIdFilter) for f in h.filters)
+        ]
+        previous = handler.setStream(stream := io.StringIO())
+        try:
+            yield stream
+        finally:
+            handler.setStream(previous)
+
+
+def test_the_catalog_logger_is_put_back_as_it_was_not_to_defaults() -> None:
+    logger = logging.getLogger("catalog")
+    with catalog_logger_restored():  # undoes this test's own arrangement
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        mine = logging.NullHandler()
+        mine.setFormatter(formatter := logging.Formatter("%(message)s"))
+        logger.addHandler(mine)
+        logger.setLevel(logging.ERROR)
+        logger.propagate = True
+
+        with catalog_logger_restored():
+            create_app(make_settings("sqlite:///unused.db", log_format="json", log_level="DEBUG"))
+            assert (logger.level, logger.propagate) == (logging.DEBUG, False)  # it did change
+
+        assert (logger.handlers, logger.level, logger.propagate) == ([mine], logging.ERROR, True)
+        assert mine.formatter is formatter
 
 
 def app_with_a_chatty_route(settings: Settings, database: Database, **overrides: object) -> FastAPI:

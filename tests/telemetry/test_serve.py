@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,10 +23,16 @@ from typing import Any
 import httpx
 import pytest
 from deploy.ports import HOST, free_port
-from deploy.procs import ADDRESS_IN_USE, end_group
+from deploy.procs import (
+    ADDRESS_IN_USE,
+    PortInUseError,
+    Process,
+    StartError,
+    start_retrying_taken_ports,
+)
 
 from catalog.db.database import Database
-from tests.conftest import SECRET
+from tests.conftest import SECRET, sqlite_only
 from tests.telemetry import parse_metrics, total
 from tests.waiting import eventually_sync
 
@@ -36,11 +42,18 @@ START_TIMEOUT_S = 60.0
 
 @dataclass
 class Served:
-    """A running `catalog serve`: its URL and what it logged so far."""
+    """A running `catalog serve`: its URLs and what it logged so far."""
 
     base_url: str
     log_path: Path
-    process: subprocess.Popen[bytes]
+    process: Process
+    metrics_port: int | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        """The metrics port's scrape URL."""
+        assert self.metrics_port is not None, "served without a metrics port of its own"
+        return f"http://{HOST}:{self.metrics_port}/metrics"
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()
@@ -49,65 +62,60 @@ class Served:
         return [json.loads(line) for line in self.log_lines()]
 
 
+# METRICS=FREE_PORT: metrics on a port of their own, a free one chosen at each start.
+FREE_PORT = "free port"
+# `catalog serve` reports a taken metrics port in its own words, not the OS's.
+METRICS_PORT_TAKEN = re.compile(r"METRICS: port \d+ is not available")
+
+
 @contextmanager
 def serve(database_url: str, tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
-    """`catalog serve` on a free port; started again on another one if the port was taken
-    before uvicorn could bind it (deploy/ports.py hands out ports it has closed)."""
-    environment = os.environ | {
+    """`catalog serve` on a free port (and with METRICS=FREE_PORT, metrics on another);
+    started again on new ports if one was taken before it could be bound (deploy/ports.py
+    hands out ports it has closed). Each start logs to serve-<n>.log."""
+    environment = {
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
         "ENVIRONMENT": "test",
         "LOG_FORMAT": "json",
-    }
-    for _ in range(PORT_ATTEMPTS):
-        port = free_port()
-        log_path = tmp_path / f"serve-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [CATALOG, "serve", "--port", str(port), *args],
-                env=environment | env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: we stop exactly what we started
+    } | env
+    starts: list[Served] = []
+
+    def start() -> None:
+        port, metrics = free_port(), free_port() if env.get("METRICS") == FREE_PORT else None
+        log_path = tmp_path / f"serve-{len(starts) + 1}.log"
+        metrics_env = {} if metrics is None else {"METRICS": str(metrics)}
+        process = Process(
+            "catalog serve",
+            [CATALOG, "serve", "--port", str(port), *args],
+            log_path,  # and its directory, tmp_path, is the working directory: no .env
+            env=environment | metrics_env,
+            as_service_user=False,
+        )
+        starts.append(Served(f"http://{HOST}:{port}", log_path, process, metrics))
+        process.start()
+        try:
+            process.wait_ready(
+                lambda: _healthy(starts[-1]), timeout=START_TIMEOUT_S, what="GET /health"
             )
-        served = Served(f"http://{HOST}:{port}", log_path, process)
-        try:
-            if _wait_until_up(served):
-                yield served
-                return
-        finally:
-            _stop(process)
-    pytest.fail(f"catalog serve found its port taken {PORT_ATTEMPTS} times")
+        except StartError as error:
+            if METRICS_PORT_TAKEN.search(str(error)):
+                raise PortInUseError(str(error)) from error
+            raise
 
-
-PORT_ATTEMPTS = 5
-
-
-def _wait_until_up(served: Served) -> bool:
-    """True once it answers; False if it exited because its port was taken."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if served.process.poll() is not None:
-            if ADDRESS_IN_USE.search(served.log_path.read_text(errors="replace")):
-                return False
-            pytest.fail("catalog serve exited:\n" + "\n".join(served.log_lines()[-20:]))
-        try:
-            if httpx.get(f"{served.base_url}/health", timeout=1).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"catalog serve did not answer in {START_TIMEOUT_S:.0f} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group; what is left after 20 s is killed."""
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    end_group(process.pid, grace=20.0)
-    process.wait(10)
+        start_retrying_taken_ports(start, repick=lambda: None)  # each start picks its ports
+        yield starts[-1]
+    finally:
+        for served in starts:
+            served.process.stop(timeout=20)
+
+
+def _healthy(served: Served) -> bool:
+    try:
+        return httpx.get(f"{served.base_url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 async def _spread_requests(served: Served, path: str, workers: int) -> int:
@@ -131,13 +139,12 @@ async def _spread_requests(served: Served, path: str, workers: int) -> int:
 async def test_two_workers_count_every_request_exactly_once(
     exposure: str, database_url: str, database: Database, tmp_path: Path
 ) -> None:
-    metrics_port = free_port()
-    setting = str(metrics_port) if exposure == "port" else "on"
-    with serve(database_url, tmp_path, "--workers", "2", METRICS=setting) as served:
+    metrics = FREE_PORT if exposure == "port" else "on"
+    with serve(database_url, tmp_path, "--workers", "2", METRICS=metrics) as served:
         sent = await _spread_requests(served, "/items/999999", workers=2)
         if exposure == "port":
             # Served by `catalog serve` itself, on loopback, not on the main port.
-            scrape_url = f"http://{HOST}:{metrics_port}/metrics"
+            scrape_url = served.metrics_url
             assert (await _get(f"{served.base_url}/metrics")).status_code == 404
         else:
             scrape_url = f"{served.base_url}/metrics"
@@ -255,20 +262,18 @@ async def test_a_killed_worker_leaves_the_live_gauges(
     database_url: str, database: Database, tmp_path: Path
 ) -> None:
     """A worker that dies without cleaning up (SIGKILL) no longer counts in the gauges."""
-    metrics_port = free_port()
-    scrape_url = f"http://{HOST}:{metrics_port}/metrics"
     one_pool = database.engine.pool.size()  # type: ignore[attr-defined]
 
     async def pool_sizes_reach(expected: float) -> None:
         deadline = time.monotonic() + 20  # sampled once a second by each worker
         while True:
-            samples = parse_metrics((await _get(scrape_url)).text)
+            samples = parse_metrics((await _get(served.metrics_url)).text)
             if total(samples, "catalog_db_pool_size") == expected:
                 return
             assert time.monotonic() < deadline, total(samples, "catalog_db_pool_size")
             await asyncio.sleep(0.2)
 
-    with serve(database_url, tmp_path, "--workers", "2", METRICS=str(metrics_port)) as served:
+    with serve(database_url, tmp_path, "--workers", "2", METRICS=FREE_PORT) as served:
         await pool_sizes_reach(2 * one_pool)
         victim = _workers(served)[0]
         os.kill(victim, signal.SIGKILL)
@@ -321,22 +326,28 @@ async def test_forwarded_addresses_count_only_from_trusted_proxies(
         assert {c.split(":")[0] for c in logged} == {HOST}
 
 
-def test_serve_starts_on_another_port_when_its_port_was_taken(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@sqlite_only  # the subject is the ports, not the database
+@pytest.mark.parametrize("taken", ["port", "metrics port"])
+def test_serve_starts_again_on_new_ports_when_one_was_taken(
+    taken: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The port handed out first is already taken (the test listens on it): uvicorn
-    cannot bind it, and `serve` starts it again on another one."""
+    """A port handed out for the first start is already taken (the test listens on it):
+    `catalog serve` cannot bind it, and `serve` starts it again on new ports."""
     real_free_port = free_port
-    with socket.socket() as taken:
-        taken.bind((HOST, 0))
-        taken.listen()
-        taken_port = taken.getsockname()[1]
-        ports = iter([taken_port])
+    with socket.socket() as holder:
+        holder.bind((HOST, 0))
+        holder.listen()
+        taken_port = holder.getsockname()[1]
+        # Each start asks for its port, then for its metrics port.
+        ports = iter([taken_port] if taken == "port" else [real_free_port(), taken_port])
         monkeypatch.setattr(
             sys.modules[__name__], "free_port", lambda: next(ports, 0) or real_free_port()
         )
-        with serve(database_url, tmp_path) as served:
-            assert not served.base_url.endswith(f":{taken_port}")
+        with serve(database_url, tmp_path, METRICS=FREE_PORT) as served:
+            assert served.log_path.name == "serve-2.log"
+            assert taken_port not in (int(served.base_url.rsplit(":", 1)[1]), served.metrics_port)
             assert httpx.get(f"{served.base_url}/health", timeout=10).status_code == 200
-        first_log = (tmp_path / f"serve-{taken_port}.log").read_text()
-        assert ADDRESS_IN_USE.search(first_log), first_log
+            assert httpx.get(served.metrics_url, timeout=10).status_code == 200
+        first_log = (tmp_path / "serve-1.log").read_text()
+        refusal = ADDRESS_IN_USE if taken == "port" else METRICS_PORT_TAKEN
+        assert refusal.search(first_log), first_log
