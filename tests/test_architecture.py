@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 
 from catalog.api.app import create_app
 from catalog.api.deps import get_reading_unit_of_work, get_unit_of_work
+from catalog.config import Settings
 from tests.conftest import make_settings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "catalog"
@@ -171,9 +172,15 @@ def test_the_admin_check_itself_sees_a_write() -> None:
 
 ROOT = PACKAGE.parents[1]
 TESTS = ROOT / "tests"
-# Files that name settings without exercising them: this check, and the environment test
-# (which lists variables to prove the tests ignore them).
-NOT_EXERCISING = {Path(__file__).resolve(), TESTS / "test_environment.py"}
+# Files that set settings without exercising them: this check, the environment test (which
+# sets variables to prove the tests ignore them) and the settings' own tests, which mostly
+# prove that a value is read or refused, not that the service acts on it.
+NOT_EXERCISING = {Path(__file__).resolve(), TESTS / "test_environment.py", TESTS / "test_config.py"}
+# ... except for a setting whose whole effect is in config.py itself.
+EXERCISED_IN_CONFIG_TESTS = {"SECRET_KEY_FILE"}  # where the development key is kept
+# `NAME=value` in a string: a command line, a `.env` file, an environment listing.
+ENV_ASSIGNMENT = re.compile(r"\b([A-Z][A-Z0-9_]*)=([^\s'\"&;]*)")
+UNKNOWN = object()  # a value that is not a literal (a variable, a call): counts as set
 
 
 def documented_settings(readme: str) -> list[str]:
@@ -188,40 +195,141 @@ def documented_settings(readme: str) -> list[str]:
     return names
 
 
-def referenced(name: str, sources: dict[Path, str]) -> bool:
-    """Whether a test names the variable (`METRICS=`) or its field (`metrics=`)."""
-    pattern = re.compile(rf"\b({name}|{name.lower()})\b")
-    return any(pattern.search(text) for text in sources.values())
+def _literal(node: ast.expr | None) -> object:
+    try:
+        return ast.literal_eval(node) if node is not None else UNKNOWN
+    except (ValueError, TypeError, SyntaxError):
+        return UNKNOWN
 
 
-def test_every_documented_setting_is_referenced_by_a_test() -> None:
+def _not_read(tree: ast.Module) -> set[int]:
+    """Nodes that only check or describe (asserts, docstrings), by id: they set nothing."""
+    ids: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            ids.update(id(inner) for inner in ast.walk(node))
+        elif isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+def given_values(source: str) -> Iterator[tuple[str, object]]:
+    """(NAME, value) wherever test code gives a setting a value: a keyword argument
+    (`make_settings(url, db_pool_size=3)`), a dict entry (`{"METRICS": "on"}`, overrides
+    for `model_copy`), `env["NAME"] = ...`, `setenv("NAME", ...)`, or `NAME=...` in a string.
+    Comments, docstrings and asserts are not read."""
+    tree = ast.parse(source)
+    skipped = _not_read(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.keyword) and node.arg:
+            yield node.arg.upper(), _literal(node.value)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    yield key.value.upper(), _literal(value)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
+                    yield str(target.slice.value).upper(), _literal(node.value)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("setenv", "setdefault")
+            and len(node.args) == 2
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            yield str(node.args[0].value).upper(), _literal(node.args[1])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            for name, value in ENV_ASSIGNMENT.findall(node.value):
+                # `f"METRICS={port}"`: the value follows in a formatted part.
+                yield name, value if value else UNKNOWN
+
+
+def _normal(value: object) -> str:
+    """A value as the environment would spell it, numbers compared as numbers."""
+    if value is None or value == () or value == "":
+        return ""
+    text = str(value).strip().lower()
+    try:
+        return repr(float(text))
+    except ValueError:
+        return text
+
+
+def set_settings(source: str) -> set[str]:
+    """The settings (upper-case names) `source` gives a value other than their default."""
+    defaults = {
+        name.upper(): field.default
+        for name, field in Settings.model_fields.items()
+        if field.default_factory is None
+    }
+    return {
+        name
+        for name, value in given_values(source)
+        if value is UNKNOWN or name not in defaults or _normal(value) != _normal(defaults[name])
+    }
+
+
+def test_every_documented_setting_is_set_by_a_test() -> None:
+    """Each setting of the README's table is given a non-default value by some test: the
+    precondition of a test that fails when the setting is ignored (which this check cannot
+    see; a new setting's test must assert its effect)."""
     readme = (ROOT / "README.md").read_text()
     settings = documented_settings(readme)
     assert len(settings) >= 40, settings  # the table was found and read
-    sources = {
-        path: path.read_text()
-        for path in TESTS.rglob("*.py")
-        if path.resolve() not in NOT_EXERCISING
-    }
-    untested = [name for name in settings if not referenced(name, sources)]
+    found: set[str] = set()
+    for path in TESTS.rglob("*.py"):
+        if path.resolve() not in NOT_EXERCISING:
+            found |= set_settings(path.read_text())
+    found |= set_settings((TESTS / "test_config.py").read_text()) & EXERCISED_IN_CONFIG_TESTS
+    untested = [name for name in settings if name not in found]
     assert not untested, (
-        f"settings documented in README.md that no test under tests/ exercises: "
-        f"{', '.join(untested)} (add a test that fails when the setting is ignored)"
+        f"settings documented in README.md that no test under tests/ sets to a non-default "
+        f"value: {', '.join(untested)} (add a test that fails when the setting is ignored)"
     )
 
 
-def test_the_settings_check_itself_reads_the_table_and_sees_a_missing_reference() -> None:
+def test_the_settings_check_itself_reads_the_table() -> None:
     table = (
         "## Configuration\n\n| variable | default | meaning |\n|---|---|---|\n"
         "| `DB_POOL_SIZE` / `DB_MAX_OVERFLOW` | `20` | pool, see `NOT_A_SETTING` |\n"
         "| `TRUSTED_PROXIES` | unset | ... |\n\n## Operating\n| `LATER` | x | y |\n"
     )
     assert documented_settings(table) == ["DB_POOL_SIZE", "DB_MAX_OVERFLOW", "TRUSTED_PROXIES"]
-    sources = {Path("t.py"): "make_settings(url, db_pool_size=3)\nenv['TRUSTED_PROXIES']"}
-    assert referenced("DB_POOL_SIZE", sources)
-    assert referenced("TRUSTED_PROXIES", sources)
-    assert not referenced("DB_MAX_OVERFLOW", sources)
-    assert not referenced("DB_POOL", sources)  # whole names only
+
+
+SETTING_SOURCE = '''
+"""Module docstring: MAX_OFFSET=5."""
+def test_x(monkeypatch, url, port, origin):
+    """Docstring: LOG_FORMAT=json."""
+    make_settings(url, db_pool_size=3)
+    env = {"TRACING": "true", "REQUEST_TIMEOUT": "10"}  # the latter is the default
+    env["CORS_ORIGINS"] = origin
+    monkeypatch.setenv("METRICS", "on")
+    run(f"ADMIN=on PUBLIC_BASE_URL={port} catalog serve")
+    settings.model_copy(update={"login_lockout_max_seconds": 8})
+    # LOG_LEVEL=DEBUG in a comment; DB_ECHO named in a call but not set:
+    print("DB_ECHO", settings.db_echo, settings.max_body_bytes)
+    load_settings(login_failure_window_seconds=900)  # the default
+    assert load_settings(max_query_params=11) == {"access_log": False}
+'''
+
+
+def test_the_settings_check_itself_counts_only_non_default_values_set_in_code() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    assert set_settings(SETTING_SOURCE) & fields == {
+        "DB_POOL_SIZE",
+        "TRACING",
+        "CORS_ORIGINS",
+        "METRICS",
+        "ADMIN",
+        "PUBLIC_BASE_URL",
+        "LOGIN_LOCKOUT_MAX_SECONDS",
+    }
 
 
 MAX_MODULE_LINES = 400

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -19,6 +19,7 @@ from deploy.postgres import PostgresInstance
 
 from tests.faults.harness import CatalogService, catalog_command, running_service
 from tests.infra.fixtures import MakeReplica
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -105,8 +106,19 @@ async def test_a_client_that_sends_its_token_never_reads_older_than_its_writes(
                 conn.execute(
                     "UPDATE items SET name = 'unseen' WHERE id = %s", (path.split("/")[-1],)
                 )
-            await asyncio.sleep(0.5)  # the service polls replay positions 5 times a second
-            served = await client.get(path, headers={LSN: token})
+
+            async def served_by_the_replica() -> httpx.Response | None:
+                # The primary answers "unseen" until the service's poller has seen the
+                # replica replay past the token; the replica says "seen" until it applies
+                # the update, DELAY seconds after it.
+                read = await client.get(path, headers={LSN: token})
+                return read if read.json()["name"] == "seen" else None
+
+            await eventually(
+                served_by_the_replica,
+                what="a read with a token the replica has replayed served by the replica",
+                within=DELAY,
+            )
 
     with capsys.disabled():
         print(
@@ -116,7 +128,6 @@ async def test_a_client_that_sends_its_token_never_reads_older_than_its_writes(
         )
     assert stale_with_token == 0
     assert stale_without > 0  # without the token reads may lag: the replica did serve them
-    assert served.json()["name"] == "seen"
 
 
 async def test_a_malformed_token_is_a_422_naming_the_header(
@@ -154,22 +165,56 @@ async def test_a_replica_that_is_down_is_skipped_and_used_again_when_back(
         assert "Traceback" not in service.log()
 
 
+# What the service logs when a replica goes out of use for its lag, and back.
+IN_USE, LAGGING = "back in use", "lagging: reads go elsewhere"
+
+
+def said(
+    service: CatalogService, event: str, *, after: int | None = None
+) -> Callable[[], Awaitable[bool]]:
+    """A check: the service's latest word on its replica is `event` (IN_USE or LAGGING),
+    or, with `after`, it has said `event` more than `after` times."""
+
+    async def check() -> bool:
+        log = service.log()
+        if after is not None:
+            return log.count(event) > after
+        other = LAGGING if event == IN_USE else IN_USE
+        return log.rfind(event) > log.rfind(other)
+
+    return check
+
+
 async def test_a_replica_lagging_past_the_bound_is_skipped(
     private_postgres: PostgresInstance, make_replica: MakeReplica
 ) -> None:
-    """With REPLICA_MAX_LAG_SECONDS=1 and a replica 3 s behind, even a tokenless read made
-    1.5 s after a write is fresh: the replica is out of use while it lags."""
+    """With REPLICA_MAX_LAG_SECONDS=1 and a replica 3 s behind: once the service sees it
+    lagging past 1 s, even a tokenless read of the latest write is fresh; once the replica
+    has caught up, it is back in use."""
     url = _migrated(private_postgres)
     replica = make_replica(delay=3.0)
     settings = {"DATABASE_REPLICA_URLS": replica.url("catalog"), "REPLICA_MAX_LAG_SECONDS": "1"}
     with running_service(url, **settings) as service:
+
+        async def back_in_use() -> None:
+            await asyncio.to_thread(replica.wait_for_replay)  # nothing earlier left to apply
+            await eventually(said(service, IN_USE), what="the replica back in use, caught up")
+
         async with _client(service) as client:
             assert await _stale_tokenless_read(client, within=10)  # in use while caught up
-            await asyncio.sleep(3.5)
-            stale = 0
-            for round_ in range(4):
+            statuses = []
+            for round_ in range(3):
+                await back_in_use()
+                lagging = service.log().count(LAGGING)
                 path, _ = await _create(client, f"lagging{round_}")
-                await asyncio.sleep(1.5)
-                stale += (await client.get(path)).status_code == 404
-                await asyncio.sleep(2)  # caught up again: back in use for the next round
-    assert stale == 0
+                # Said 1 s after the write, 2 s before the replica applies it; with the
+                # default bound (5 s) it never would be.
+                await eventually(
+                    said(service, LAGGING, after=lagging),
+                    what="the service taking the replica out of use, 1 s behind",
+                )
+                statuses.append((await client.get(path)).status_code)
+            await back_in_use()
+            # Back in use, in deed too: reads come from it again.
+            assert await _stale_tokenless_read(client, within=10), "the replica is not used again"
+    assert statuses == [200] * 3  # fresh: the primary served them
