@@ -188,9 +188,10 @@ async def test_service_restarted_under_load(database_url: str) -> None:
     """SIGTERM: in-flight requests finish, the process exits within its bound, a new one
     takes over on the same port. While none listens, clients are refused (no HTTP answer)."""
     first = CatalogService(database_url)
-    second = CatalogService(database_url, port=first.port)
+    second: CatalogService | None = None
     try:
-        first.start()
+        first.start()  # may move to another port if its first one was taken meanwhile
+        second = CatalogService(database_url, port=first.port)
         load = await Load.signed_up(first.url)
         async with load.running():
             await asyncio.sleep(WARMUP)
@@ -215,7 +216,8 @@ async def test_service_restarted_under_load(database_url: str) -> None:
         )
     finally:
         first.close()
-        second.close()
+        if second is not None:
+            second.close()
 
 
 async def test_shutdown_is_bounded_even_with_requests_stuck_on_a_lock(database_url: str) -> None:
