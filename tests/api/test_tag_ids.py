@@ -73,6 +73,14 @@ async def test_tag_filters_match_item_tags_after_concurrent_tag_edits(
         for tags in itertools.combinations(TAGS, size):
             expected = set(ids).intersection(*(truth.get(t, set()) for t in tags))
             assert await _listed(client, tags) == expected, tags
+    # The tag names an item shows (read from tag_ids on PostgreSQL) are its links' too.
+    names = {
+        item_id: sorted(t for t, items in truth.items() if item_id in items) for item_id in ids
+    }
+    listed = (await client.get("/items", params={"limit": 100})).json()
+    assert {item["id"]: item["tags"] for item in listed} == names
+    for item_id in ids:
+        assert (await client.get(f"/items/{item_id}")).json()["tags"] == names[item_id]
     async with database.transaction() as session:
         if database.backend.name == "postgresql":
             stale = await session.scalar(

@@ -12,7 +12,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 def code_point_string(length: int) -> types.TypeEngine[str]:
@@ -261,3 +263,30 @@ def upsert(target: type[DeclarativeBase] | Table) -> postgresql.Insert:
     compile on either. Every upsert runs on both in the test suite.
     """
     return postgresql.insert(target)
+
+
+class by_dialect(ColumnElement[Any]):
+    """One of two expressions of the same value, chosen when compiled: `postgresql`
+    there, `default` elsewhere (where one database has a cheaper way to the same answer)."""
+
+    inherit_cache = True
+    # What the statement cache keys on (both alternatives); SQLAlchemy reads the class's.
+    _traverse_internals = [  # noqa: RUF012
+        ("postgresql", InternalTraversal.dp_clauseelement),
+        ("default", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, postgresql: ColumnElement[Any], default: ColumnElement[Any]) -> None:
+        self.postgresql = postgresql
+        self.default = default
+        self.type = default.type
+
+
+@compiles(by_dialect)
+def _by_dialect_default(element: by_dialect, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.default, **kw)
+
+
+@compiles(by_dialect, "postgresql")
+def _by_dialect_pg(element: by_dialect, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.postgresql, **kw)
