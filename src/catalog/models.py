@@ -99,7 +99,6 @@ class Item(Base):
         # (column, id): every sort order ends in id, so a keyset page is one range scan.
         Index("ix_items_name_id", "name", "id"),
         Index("ix_items_price_id", "price", "id"),
-        Index("ix_items_created_at_id", "created_at", "id"),
         Index("ix_items_updated_at_id", "updated_at", "id"),
         Index("ix_items_owner_id_id", "owner_id", "id"),
         {"sqlite_autoincrement": True},  # ids are never reused, as on PostgreSQL
@@ -165,12 +164,32 @@ for _name, _columns in (
     ),
 ):
     Index(_name, *_columns, info={"postgresql_only": True}).ddl_if(dialect="postgresql")
-# Price-sorted pages filtered by tags and is_active as index-only scans (migration 0009).
+# Price-sorted pages filtered by tags and is_active, and narrow price ranges sorted by name,
+# as index-only scans (migrations 0009, 0013).
 Index(
-    "ix_items_price_id_cover",
+    "ix_items_price_id_covering",
     Item.price,
     Item.id,
-    postgresql_include=["is_active", "tag_ids"],
+    postgresql_include=["is_active", "tag_ids", "name"],
+    info={"postgresql_only": True},
+).ddl_if(dialect="postgresql")
+# Creation ranges, and on PostgreSQL narrow ones sorted by price or name (0002, 0013).
+Index(
+    "ix_items_created_at_id_covering",
+    Item.created_at,
+    Item.id,
+    postgresql_include=["price", "name"],
+    info={"postgresql_only": True},
+).ddl_if(dialect="postgresql")
+Index("ix_items_created_at_id", Item.created_at, Item.id, info={"sqlite_only": True}).ddl_if(
+    dialect="sqlite"
+)
+# One owner's items by price (0013).
+Index(
+    "ix_items_owner_id_price_id",
+    Item.owner_id,
+    Item.price,
+    Item.id,
     info={"postgresql_only": True},
 ).ddl_if(dialect="postgresql")
 

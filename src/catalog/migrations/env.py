@@ -57,6 +57,8 @@ def _include_object(
         return False  # SQLite's FTS5 index of names (0011) and its shadow tables: no model
     if info.get("postgresql_only"):
         return context.get_context().dialect.name == "postgresql"
+    if info.get("sqlite_only"):
+        return context.get_context().dialect.name == "sqlite"
     return True
 
 
