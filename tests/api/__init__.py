@@ -6,11 +6,15 @@ Shared typing aliases for the conftest fixtures, which are declared as returning
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select, update
 
+from catalog.db.database import Database
+from catalog.models import LoginFailure
 from tests.conftest import MakeUser
 
 __all__ = ["ITEM_FIELDS", "Fetch", "MakeUser", "asgi_client", "bearer", "login"]
@@ -46,3 +50,16 @@ def asgi_client(
     """An HTTP client for `app` in-process, as if from `address` to `http://host`."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=address)
     return httpx.AsyncClient(transport=transport, base_url=f"http://{host}")
+
+
+async def age_login_failures(database: Database, seconds: float) -> None:
+    """Move every recorded login failure `seconds` into the past (time passing, without
+    sleeping). Row by row: SQLite has no timestamp arithmetic to do it in one UPDATE."""
+    async with database.transaction() as session:
+        rows = (await session.execute(select(LoginFailure.key, LoginFailure.last_failure_at))).all()
+        for key, last in rows:
+            await session.execute(
+                update(LoginFailure)
+                .where(LoginFailure.key == key)
+                .values(last_failure_at=last - timedelta(seconds=seconds))
+            )

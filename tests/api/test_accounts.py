@@ -10,37 +10,22 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, update
 
 from catalog import security
 from catalog.api.app import create_app
 from catalog.config import Settings
 from catalog.db.database import Database
-from catalog.models import LoginFailure
 from catalog.services.login_throttle import LoginPolicy
-from tests.api import Fetch, MakeUser, asgi_client, login
+from tests.api import Fetch, MakeUser, age_login_failures, asgi_client, login
 from tests.conftest import Account
 from tests.waiting import TIMEOUT, eventually
 
 TOO_MANY = {"detail": "Too many failed logins; retry later"}
-
-
-async def _age_failures(database: Database, seconds: float) -> None:
-    """Move every recorded failure `seconds` into the past (time passing, without sleeping)."""
-    async with database.transaction() as session:
-        rows = (await session.execute(select(LoginFailure.key, LoginFailure.last_failure_at))).all()
-        for key, last in rows:
-            await session.execute(
-                update(LoginFailure)
-                .where(LoginFailure.key == key)
-                .values(last_failure_at=last - timedelta(seconds=seconds))
-            )
 
 
 # --- per account --------------------------------------------------------------------------
@@ -69,7 +54,7 @@ async def test_the_block_ends_and_the_right_password_works_again(
     wait = int(blocked.headers["Retry-After"])
     assert blocked.status_code == 429
 
-    await _age_failures(database, wait)
+    await age_login_failures(database, wait)
     assert (await login(client, user.email, user.password)).status_code == 200
 
 
@@ -81,13 +66,13 @@ async def test_back_off_doubles_and_is_bounded(
         response = await login(client, user.email, "wrong")
         if response.status_code == 429:
             waits.append(int(response.headers["Retry-After"]))
-            await _age_failures(database, waits[-1])  # the block is over: try again
+            await age_login_failures(database, waits[-1])  # the block is over: try again
             if waits[-1] == 900:
                 break
     assert waits[:4] == [1, 2, 4, 8]
     assert max(waits) == 900  # LOGIN_LOCKOUT_MAX_SECONDS: never a permanent lock-out
     # After the longest block, the real user gets in.
-    await _age_failures(database, 900)
+    await age_login_failures(database, 900)
     assert (await login(client, user.email, user.password)).status_code == 200
 
 
@@ -96,7 +81,7 @@ async def test_failures_idle_for_a_window_are_forgotten(
 ) -> None:
     for n in range(4):
         await login(client, user.email, f"wrong-{n}")
-    await _age_failures(database, 901)
+    await age_login_failures(database, 901)
     for n in range(4):
         assert (await login(client, user.email, f"again-{n}")).status_code == 401
     assert (await login(client, user.email, user.password)).status_code == 200
@@ -210,7 +195,7 @@ async def test_idle_rows_are_purged(
     client: httpx.AsyncClient, database: Database, fetch: Fetch, app: FastAPI
 ) -> None:
     await login(client, "old@example.com", "x")
-    await _age_failures(database, 901)
+    await age_login_failures(database, 901)
     app.state.login_policy._next_purge = 0.0  # due now
     await login(client, "new@example.com", "x")
     scopes = await fetch("SELECT scope, failures FROM login_failures ORDER BY scope")

@@ -17,7 +17,6 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import select, update
 
 from catalog import security
 from catalog.admin.views import _expected
@@ -25,27 +24,14 @@ from catalog.api import conditional
 from catalog.api.app import create_app
 from catalog.config import Settings
 from catalog.db.database import Database
-from catalog.models import LoginFailure
 from catalog.schemas import UserCreate
 from catalog.services.login_throttle import LoginAttempt, LoginPolicy
-from tests.api import Fetch, asgi_client, login
+from tests.api import Fetch, age_login_failures, asgi_client, login
 from tests.conftest import Account
 from tests.waiting import TIMEOUT, eventually
 
 OWNER_ADDRESS = ("127.0.0.2", 1000)
 ATTACKER_ADDRESS = ("127.0.0.3", 1000)
-
-
-async def _end_blocks(database: Database, seconds: float) -> None:
-    """Move every recorded failure `seconds` into the past (a block ends, without sleeping)."""
-    async with database.transaction() as session:
-        rows = (await session.execute(select(LoginFailure.key, LoginFailure.last_failure_at))).all()
-        for key, last in rows:
-            await session.execute(
-                update(LoginFailure)
-                .where(LoginFailure.key == key)
-                .values(last_failure_at=last - timedelta(seconds=seconds))
-            )
 
 
 # --- finding 4: a named account cannot be locked out from another address -----------------
@@ -70,7 +56,7 @@ async def test_an_attacker_elsewhere_never_costs_the_owner_a_login(
                     break
             owner_statuses.append((await login(owner, user.email, user.password)).status_code)
             # The attacker waits out the block, and goes on.
-            await _end_blocks(database, int(response.headers.get("Retry-After", "0")))
+            await age_login_failures(database, int(response.headers.get("Retry-After", "0")))
     assert owner_statuses == [200] * 10
     # Guessing from that address stays throttled: 5 free failures, then back-off.
     assert attacker_statuses[:6] == [401] * 5 + [429]

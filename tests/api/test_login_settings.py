@@ -6,32 +6,15 @@ does), never by sleeping.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import select, update
 
 from catalog.api.app import create_app
 from catalog.db.database import Database
-from catalog.models import LoginFailure
-from tests.api import asgi_client, login
+from tests.api import age_login_failures, asgi_client, login
 from tests.conftest import Account, make_settings
 
 WINDOW = 60  # LOGIN_FAILURE_WINDOW_SECONDS here; the default is 900
 LOCKOUT_MAX = 8  # LOGIN_LOCKOUT_MAX_SECONDS here; the default is 900
-
-
-async def age_failures(database: Database, seconds: float) -> None:
-    """Move every recorded failure `seconds` into the past."""
-    # Row by row in Python: SQLite has no timestamp arithmetic to do it in one UPDATE.
-    async with database.transaction() as session:
-        rows = (await session.execute(select(LoginFailure.key, LoginFailure.last_failure_at))).all()
-        for key, last in rows:
-            await session.execute(
-                update(LoginFailure)
-                .where(LoginFailure.key == key)
-                .values(last_failure_at=last - timedelta(seconds=seconds))
-            )
 
 
 @pytest.mark.parametrize(
@@ -48,7 +31,7 @@ async def test_failures_are_forgotten_after_the_configured_window(
     async with asgi_client(app) as client:
         for n in range(4):  # one short of LOGIN_MAX_FAILURES (5)
             assert (await login(client, user.email, f"wrong-{n}")).status_code == 401
-        await age_failures(database, idle)
+        await age_login_failures(database, idle)
         seen = [(await login(client, user.email, f"again-{n}")).status_code for n in range(2)]
         seen.append((await login(client, user.email, user.password)).status_code)
     # With the default window (900 s) both cases would be the second one.
@@ -67,6 +50,6 @@ async def test_the_back_off_stops_doubling_at_the_configured_cap(
                 waits.append(int(response.headers["Retry-After"]))
                 if len(waits) == 6:
                     break
-                await age_failures(database, waits[-1])  # the block is over: fail again
+                await age_login_failures(database, waits[-1])  # the block is over: fail again
     # Uncapped (or capped at the default 900 s) the fifth and sixth would be 16 and 32.
     assert waits == [1, 2, 4, LOCKOUT_MAX, LOCKOUT_MAX, LOCKOUT_MAX]

@@ -8,6 +8,7 @@ fails instead.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any, NoReturn, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 from deploy.patroni import PatroniCluster
 from deploy.pgbouncer import PgBouncer, PoolMode
+from deploy.ports import HOST, free_port
 from deploy.postgres import PostgresInstance
 from deploy.procs import MissingBinaryError, Service, find_binary
 
@@ -115,3 +117,18 @@ def patroni_cluster(_patroni_cluster_session: PatroniCluster) -> PatroniCluster:
     """
     _patroni_cluster_session.wait_healthy(timeout=120)
     return _patroni_cluster_session
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port something already listens on."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def handing_out_first(port: int) -> Callable[[], int]:
+    """A `free_port` that hands out `port` first (as a racing process would leave it)."""
+    ports = iter([port])
+    return lambda: next(ports, None) or free_port()

@@ -9,34 +9,17 @@ listens on the first port handed out.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
 from deploy import pgbouncer as pgbouncer_module
 from deploy import postgres as postgres_module
 from deploy.pgbouncer import PgBouncer
-from deploy.ports import HOST, free_port, is_listening
+from deploy.ports import is_listening
 from deploy.postgres import PostgresInstance
 from deploy.procs import PortInUseError, start_retrying_taken_ports
 
-from tests.infra.fixtures import start_service
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port something already listens on."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
-def handing_out_first(port: int) -> object:
-    """A `free_port` that hands out `port` first (as a racing process would leave it)."""
-    ports = iter([port])
-    return lambda: next(ports, None) or free_port()
+from tests.infra.fixtures import handing_out_first, start_service
 
 
 def test_postgres_starts_on_another_port_when_its_port_was_taken(

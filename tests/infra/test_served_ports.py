@@ -7,38 +7,21 @@ Here the port is provably taken: the test itself listens on the first port hande
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from deploy.ports import HOST, free_port
 from deploy.procs import ADDRESS_IN_USE, PortInUseError
 
 from tests import served as served_module
 from tests.conftest import sqlite_only
 from tests.faults import harness
 from tests.faults.harness import CatalogService, running_service
+from tests.infra.fixtures import handing_out_first
 from tests.served import served_catalog
 
 # The subject is the ports, not the database.
 pytestmark = sqlite_only
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port something already listens on."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
-def handing_out_first(port: int) -> Callable[[], int]:
-    """A `free_port` that hands out `port` first (as a racing process would leave it)."""
-    ports = iter([port])
-    return lambda: next(ports, None) or free_port()
 
 
 def test_served_catalog_starts_on_another_port_when_its_port_was_taken(
