@@ -57,15 +57,17 @@ def holder(sync_engine: Engine) -> Iterator[Connection]:
             connection.commit()
 
 
-async def waiting(sync_engine: Engine, count: int, what: str) -> None:
-    """Until exactly `count` other backends wait for a lock (fails if never)."""
+async def waiting(sync_engine: Engine, count: int, what: str, running: str = "") -> None:
+    """Until exactly `count` other backends wait for a lock, all running a statement that
+    contains `running` (fails if never)."""
 
-    def waiters() -> int:
+    def waiters() -> list[str]:
         with sync_engine.connect() as watcher:
-            return len(lock_waiters(watcher))
+            return [query for _, query in lock_waiters(watcher)]
 
     async def reached() -> bool:
-        return await asyncio.to_thread(waiters) == count
+        queries = await asyncio.to_thread(waiters)
+        return len(queries) == count and all(running in query for query in queries)
 
     await eventually(reached, what=what)
 
@@ -85,6 +87,28 @@ async def test_both_reads_run_at_once(
     aside, main = await both
     assert ([r["which"] for r in aside], [r["which"] for r in main]) == (["aside"], ["main"])
     assert checked_out(database.engine) == 0
+
+
+@postgresql_only
+async def test_without_a_spare_connection_the_reads_run_in_turn(
+    settings: Settings, sync_engine: Engine, holder: Connection
+) -> None:
+    one = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        uow = one.unit_of_work(reads_only=True)
+        both = asyncio.ensure_future(
+            uow.fetch_beside(waits_for(ASIDE_KEY, "aside"), {}, waits_for(MAIN_KEY, "main"), {})
+        )
+        await waiting(sync_engine, 1, "the read aside waiting, alone", running=str(ASIDE_KEY))
+        holder.execute(text(f"SELECT pg_advisory_unlock({ASIDE_KEY})"))
+        holder.commit()
+        await waiting(sync_engine, 1, "then the main read waiting, alone", running=str(MAIN_KEY))
+        holder.execute(text(f"SELECT pg_advisory_unlock({MAIN_KEY})"))
+        holder.commit()
+        aside, main = await both
+        assert ([r["which"] for r in aside], [r["which"] for r in main]) == (["aside"], ["main"])
+    finally:
+        await one.dispose()
 
 
 @postgresql_only

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.config import Settings
 from catalog.db.backends import AUTOCOMMIT, Backend, backend_named
 from catalog.db.engine import create_async_db_engine, create_sync_engine
+from catalog.db.observe import WaitCountingPool
 from catalog.db.replicas import Replica, ReplicaSet
 from catalog.db.unit_of_work import UnitOfWork
 
@@ -59,6 +60,12 @@ class Database:
         """Stop what `start` started (the engines stay usable)."""
         if self.replicas is not None:
             await self.replicas.stop()
+
+    def has_spare_connection(self) -> bool:
+        """Whether a request may take a second connection now (two reads at once) without
+        making others wait for one."""
+        pool = self.engine.pool
+        return not isinstance(pool, WaitCountingPool) or pool.can_lend(2)
 
     def unit_of_work(self, *, reads_only: bool = False) -> UnitOfWork:
         """A new unit of work (`async with`): reads, writes, one commit at the end. One

@@ -74,6 +74,13 @@ class WaitCountingPool(AsyncAdaptedQueuePool):
 
     waiting = 0
 
+    def can_lend(self, count: int) -> bool:
+        """Whether `count` more connections can be lent now, none queueing behind others."""
+        if self.waiting:
+            return False
+        overflow = self._max_overflow
+        return overflow < 0 or self.checkedout() + count <= self.size() + overflow
+
     def _do_get(self) -> Any:
         self.waiting += 1
         try:

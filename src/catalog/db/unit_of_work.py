@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog.db.backends import Backend
 from catalog.db.compiled import CompiledQuery, Row
 from catalog.db.errors import is_unavailable
-from catalog.db.replicas import parse_lsn
+from catalog.db.replicas import ReplicaSet, parse_lsn
 from catalog.hooks import lsn_ignored
 
 _POSITION = CompiledQuery(text("SELECT pg_current_wal_lsn()::text AS position"))
@@ -96,11 +96,7 @@ class UnitOfWork:
         if self._session is None:
             replicas = self._database.replicas
             if replicas is not None and not self.primary_only:
-                if self.seen is not None and not self._seen_vouched:
-                    if not await replicas.vouch(self.seen):
-                        self.seen = None  # from the future: no write of ours answered it
-                        lsn_ignored.emit()
-                    self._seen_vouched = True
+                await self._vouch_seen(replicas)
                 replica = replicas.choose(self.seen)
                 if replica is not None:
                     try:
@@ -113,6 +109,14 @@ class UnitOfWork:
             return await self.backend.fetch(engine, query, params, retry_lost=True)
         result = await self._execute(self._session, query, params)
         return result.mappings().all()
+
+    async def _vouch_seen(self, replicas: ReplicaSet) -> None:
+        """Check the client's WAL position against the primary's, once per unit."""
+        if self.seen is not None and not self._seen_vouched:
+            if not await replicas.vouch(self.seen):
+                self.seen = None  # from the future: no write of ours answered it
+                lsn_ignored.emit()
+            self._seen_vouched = True
 
     async def fetch_one(self, query: CompiledQuery, **params: Any) -> Row | None:
         """As `fetch_all`, for a query returning at most one row."""
@@ -129,25 +133,27 @@ class UnitOfWork:
         """The rows of two independent reads, `aside`'s first.
 
         Outside a transaction each read has a connection of its own, so they run at once
-        and the caller waits for the slower (a list's capped count beside its page). In
-        the unit's transaction they share its connection and run one after the other.
-        An error of either is raised; if `query` fails (or the caller is cancelled), the
-        read aside is cancelled first and its connection settled.
+        and the caller waits for the slower (a list's capped count beside its page),
+        while the pool has a connection to spare; otherwise, and in the unit's
+        transaction, one after the other. An error of either is raised; if `query` fails
+        or the caller is cancelled, the read aside is cancelled (its connection settles
+        in the background, db/checkin.py).
         """
-        if self._session is not None:
+        replicas = self._database.replicas
+        if replicas is not None and not self.primary_only:
+            await self._vouch_seen(replicas)  # once, not by both reads at the same time
+        if self._session is not None or not self._database.has_spare_connection():
             first = await self.fetch_all(aside, **aside_params)
             return first, await self.fetch_all(query, **params)
         beside = asyncio.ensure_future(self.fetch_all(aside, **aside_params))
+        beside.add_done_callback(_retrieved)
         try:
             rows = await self.fetch_all(query, **params)
+            return await beside, rows
         except BaseException:
             beside.cancel()
-            # Its cancellation settles its connection (db/checkin.py) before this returns.
             await asyncio.wait({beside})
-            if not beside.cancelled():
-                beside.exception()  # retrieved: the error raised is the one of `query`
             raise
-        return await beside, rows
 
     async def write(self, query: CompiledQuery, **params: Any) -> Row | None:
         """Run a write that is one statement; its first RETURNING row, if any.
@@ -247,3 +253,9 @@ class UnitOfWork:
         except Exception:  # committed already: a missing position only costs freshness
             return None
         return parse_lsn(row[0]["position"]) if row else None
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Mark a task's error as seen: the caller raises its own error, or this one."""
+    if not task.cancelled():
+        task.exception()
