@@ -236,7 +236,7 @@ def _update_one_statement(fields: frozenset[str], with_tags: bool, checks: int) 
     """The update as one statement; with tags, the old links go and the new ones come."""
     update = _guarded_update(fields, checks)
     if not with_tags:
-        return CompiledQuery(update.returning(*ITEM_COLUMNS, tag_names_column()))
+        return CompiledQuery(update.returning(*ITEM_COLUMNS, tag_names_column(joined=True)))
     item = update.returning(*ITEM_COLUMNS).cte("updated")
     # Tags are created only when the update matched (no side effects on a 403 or 404).
     tag_ids = _upsert_tags(_named_tags().where(select(item.c.id).exists())).cte("tag_ids")
