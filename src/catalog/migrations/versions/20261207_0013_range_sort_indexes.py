@@ -14,7 +14,7 @@ each row from the table for the filter (`python -m bench.shapes --items 10000000
 The two covering indexes replace (created_at, id) and the price index of 0009, which they
 contain (same keys). PostgreSQL only: SQLite keeps (created_at, id), has no INCLUDE, and
 answers these shapes in time at 1M. Built CONCURRENTLY; the replaced indexes are dropped
-CONCURRENTLY once their successors exist.
+CONCURRENTLY once all their successors exist.
 """
 
 from collections.abc import Sequence
@@ -54,8 +54,11 @@ def upgrade() -> None:
     if not online.is_postgresql():
         return
     online.create_index(OWNER_PRICE, "items", ["owner_id", "price", "id"])
-    for name, (columns, definition, replaced, _) in COVERING.items():
+    # Every new index first, then the old ones: a rerun after a failed build rebuilds the
+    # new indexes while the old ones still serve (create_index drops a same-name index).
+    for name, (columns, definition, _, _) in COVERING.items():
         online.create_index(name, "items", columns, postgresql_definition=definition)
+    for _, _, replaced, _ in COVERING.values():
         online.drop_index(replaced, "items")
 
 
