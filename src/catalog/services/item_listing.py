@@ -350,20 +350,20 @@ async def _list(
     split_nulls = nullable_lead and (
         not uow.backend.indexes_place_nulls or fields[1:-1] not in _NULL_PLACING_INDEXES
     )
-    count_params = params | {"count_cap": query.count_limit + 1}  # no page parameters
+    # One row beyond the page tells whether a next page exists.
+    page_params = params | {"limit": query.limit + 1}
     if query.after is None:
         statement = _page_query(scope, names, tag_ids, query.sort, None, split_nulls)
-        params["offset"] = query.skip
+        page_params["offset"] = query.skip
     else:
         nulls = tuple(value is None for value in query.after)
         statement = _page_query(scope, names, tag_ids, query.sort, nulls, split_nulls)
-        params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
-    # One row beyond the page tells whether a next page exists.
-    page_params = params | {"limit": query.limit + 1}
+        page_params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
     total = None
     if query.with_total:
         # The count runs beside the page, not before it: a request waits for the slower.
         count = _count_query(scope, count_names, tag_ids)
+        count_params = params | {"count_cap": query.count_limit + 1}
         counted_rows, rows = await uow.fetch_beside(count, count_params, statement, page_params)
         counted = int(counted_rows[0]["total"]) if counted_rows else 0
         cap = query.count_limit
