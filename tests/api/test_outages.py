@@ -73,6 +73,7 @@ UNREACHABLE = {
 Call = Callable[[httpx.AsyncClient, dict[str, str]], Awaitable[httpx.Response]]
 CALLS: dict[str, Call] = {
     "GET /items": lambda c, h: c.get("/items"),
+    "GET /items?count=true": lambda c, h: c.get("/items", params={"count": "true"}),
     "GET /items/1": lambda c, h: c.get("/items/1"),
     "GET /tags/x/items": lambda c, h: c.get("/tags/x/items"),
     "POST /items": lambda c, h: c.post("/items", json={"name": "x", "price": 1}, headers=h),
@@ -170,6 +171,29 @@ async def test_the_request_deadline_answers_503_and_cancels_the_work(
     assert_503(response, LATE_DETAIL)
     assert waited < 3
     assert await fetch("SELECT name FROM items") == [("lamp",)]
+
+
+@postgresql_only
+async def test_a_list_and_its_count_behind_a_lock_end_at_the_deadline(
+    client: httpx.AsyncClient, settings: Settings, user: Account
+) -> None:
+    """The count runs beside the page on a second connection: at the deadline both reads
+    are cancelled on the server, and both connections go back to the pool."""
+    await _create_item(client, user)
+    unbounded = {"db_lock_timeout_ms": 0, "db_statement_timeout_ms": 0, "request_timeout": 0.5}
+    async with app_client(settings, **unbounded) as (own, database):
+        async with locked_items(settings, "postgresql"):
+            response = await own.get("/items", params={"count": "true"})
+        await _nothing_in_flight(settings, "postgresql", database)
+
+        async def all_returned() -> bool:
+            return database.engine.pool.checkedout() == 0  # type: ignore[attr-defined,no-any-return]
+
+        await eventually(all_returned, what="both connections back in the pool")
+        after = await own.get("/items", params={"count": "true"})
+    assert_503(response, LATE_DETAIL)
+    assert after.status_code == 200, after.text
+    assert after.headers["x-total-count"] == "1"
 
 
 @asynccontextmanager
