@@ -412,12 +412,21 @@ def _catalog_upgrade(url: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
+def _failures(outcomes: list[tuple[int, str]]) -> str:
+    # A custom message is printed whole (a repr of the outcomes was cut in the middle).
+    return "\n".join(
+        f"instance {n} exited with {code}:\n{stderr}"
+        for n, (code, stderr) in enumerate(outcomes)
+        if code != 0
+    )
+
+
 def test_instances_upgrading_at_once_all_succeed(empty_db: Settings) -> None:
     """Each instance of a deployment runs `catalog db upgrade` at start: the first
     migrates, the others wait for it (an advisory lock) and find the database at head."""
     processes = [_catalog_upgrade(empty_db.database_url) for _ in range(4)]
     outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
-    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    assert [code for code, _ in outcomes] == [0] * 4, _failures(outcomes)
     assert current_revisions(empty_db) == (revisions()[-1],)
 
 
@@ -442,7 +451,7 @@ def test_instances_upgrading_at_the_same_moment_all_succeed(empty_db: Settings) 
         _migrators_connected(empty_db, 4, processes)
         reader.rollback()
     outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
-    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    assert [code for code, _ in outcomes] == [0] * 4, _failures(outcomes)
     assert current_revisions(empty_db) == (revisions()[-1],)
     assert waits == ["relation"]
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from catalog.backup import BackupResult, backup_database
 from catalog.config import Settings
-from catalog.db.engine import create_sync_engine
-from catalog.migrations.runner import alembic_config
+from catalog.migrations.runner import alembic_config, current_revisions
 from catalog.progress import ProgressSink
 
 
@@ -24,12 +22,7 @@ def pending(settings: Settings, revision: str) -> bool:
 
     A database at base (no migration applied) has nothing worth backing up.
     """
-    engine = create_sync_engine(settings)
-    try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_heads()
-    finally:
-        engine.dispose()
+    current = current_revisions(settings)
     if not current:
         return False
     script = ScriptDirectory.from_config(alembic_config(settings))

@@ -17,7 +17,7 @@ from catalog.cli.backup import backup_command, progress_bars, restore_command
 from catalog.cli.common import USAGE_ERROR, err, fail, out
 from catalog.config import Settings, get_settings
 from catalog.db.backends import backend_of
-from catalog.db.engine import create_sync_engine
+from catalog.db.engine import create_sync_engine, read_once
 from catalog.migrations import manifest, review, runner
 
 app = typer.Typer(
@@ -66,12 +66,7 @@ def _alembic(settings: Settings | None = None) -> Iterator[Settings]:
 
 
 def _refuse_unfinished_restore(settings: Settings) -> None:
-    engine = create_sync_engine(settings)
-    try:
-        with engine.connect() as connection:
-            refuse_incomplete_restore(connection)
-    finally:
-        engine.dispose()
+    read_once(settings, refuse_incomplete_restore)
 
 
 def _backup_first(settings: Settings, revision: str) -> None:

@@ -169,15 +169,11 @@ def _refuse_incomplete_restore(settings: Settings) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from catalog.backup import RestoreIncompleteError, refuse_incomplete_restore
-    from catalog.db.engine import create_sync_engine
+    from catalog.db.engine import read_once
 
-    engine = create_sync_engine(settings)
     try:
-        with engine.connect() as connection:
-            refuse_incomplete_restore(connection)
+        read_once(settings, refuse_incomplete_restore)
     except RestoreIncompleteError as error:
         fail(f"not serving: {error.detail}")
     except (SQLAlchemyError, OSError):
         pass  # unreachable now: the app checks again as it starts, and answers 503 until then
-    finally:
-        engine.dispose()

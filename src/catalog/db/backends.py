@@ -318,10 +318,10 @@ class SQLite(Backend):
             # Take transaction control away from the driver; the "begin" hook below owns it.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            _use_wal(cursor, busy_timeout_ms)
+            cursor.execute("PRAGMA synchronous = NORMAL")
             # Lists fetch rows by id all over the file (a tag's items, a search's
             # candidates): through the map they are memory reads shared by every
             # connection, not a read() per page missed (10,001 rows: 117 -> 27 ms).
@@ -342,6 +342,24 @@ class SQLite(Backend):
         # the file lock in SQLite's busy handler (which, with a dozen concurrent writers,
         # was seen to starve one past busy_timeout). Other processes: busy_timeout.
         return asyncio.Lock()
+
+
+def _use_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Put the file in WAL mode (it stays so), retrying within the busy timeout.
+
+    The switch needs the file to itself and fails at once, without SQLite's busy handler,
+    while another connection holds any lock: on a fresh file opened by several processes
+    at once (instances starting together), 1 connection in 25 was seen to fail here.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as error:  # the driver's OperationalError (sqlite3 or aiosqlite's)
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.005)
 
 
 BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (PostgreSQL(), SQLite())}

@@ -6,7 +6,10 @@ PostgreSQL session settings) comes from its `Backend`.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from catalog.config import Settings
@@ -29,6 +32,24 @@ def create_sync_engine(settings: Settings) -> Engine:
     )
     backend.configure(engine, settings)
     return engine
+
+
+T = TypeVar("T")
+
+
+def read_once(settings: Settings, read: Callable[[Connection], T]) -> T:
+    """`read(connection)` on a connection of its own, outside any transaction.
+
+    For the CLI's checks around a migration (which revision, an unfinished restore): on
+    SQLite a transaction would queue for the write lock, which another instance's
+    migration may hold for longer than the busy timeout.
+    """
+    engine = create_sync_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return read(connection.execution_options(isolation_level="AUTOCOMMIT"))
+    finally:
+        engine.dispose()
 
 
 def create_async_db_engine(settings: Settings, database_url: str | None = None) -> AsyncEngine:

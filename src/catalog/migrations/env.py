@@ -97,7 +97,8 @@ def _one_at_a_time(connection: Connection, settings: Settings) -> None:
     the database at head (Alembic reads the version after this). Transaction-scoped, so it
     holds behind a transaction-mode pooler too. Waiting on a busy table, by contrast, fails
     fast: every query on that table would otherwise queue behind the waiting DDL. (SQLite:
-    the write transaction, BEGIN IMMEDIATE, is the lock; see `_migration_settings`.)
+    the one write transaction of the whole upgrade, BEGIN IMMEDIATE, is the lock; see
+    `run_migrations_online` and `_migration_settings`.)
     """
     if backend_of(connection).name != "postgresql":
         return
@@ -150,7 +151,12 @@ def run_migrations_online() -> None:
     engine = create_sync_engine(_migration_settings(settings))
     try:
         with engine.connect() as connection:
-            _configure(connection)
+            # SQLite's DDL is transactional too (the driver's own transaction handling is
+            # off, see db/backends.py), but Alembic assumes not and commits after each
+            # migration: another instance then took the write lock in between, read a
+            # half-way version and ran the same migrations again. One transaction from
+            # reading the version to the last migration: the write lock serializes.
+            _configure(connection, transactional_ddl=True)
             try:
                 _wait_for_session_lock(connection, settings)
                 with context.begin_transaction():

@@ -10,10 +10,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData
 
 from catalog.config import Settings, get_settings
-from catalog.db.engine import create_sync_engine
+from catalog.db.engine import read_once
 from catalog.migrations.review import Operation, describe, populated_tables
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -98,12 +98,12 @@ def revision(
 
 def current_revisions(settings: Settings | None = None) -> tuple[str, ...]:
     """The revision ids the database is at (empty before the first migration)."""
-    engine = create_sync_engine(settings or get_settings())
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_heads()
-    finally:
-        engine.dispose()
+    return read_once(settings or get_settings(), _heads)
+
+
+def _heads(connection: Connection) -> tuple[str, ...]:
+    """The revision ids the database `connection` is on is at."""
+    return MigrationContext.configure(connection).get_current_heads()
 
 
 def known_revisions(config: Config | None = None) -> set[str]:
