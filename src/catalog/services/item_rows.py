@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, any_, bindparam, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
 from sqlalchemy.orm import QueryableAttribute
 
 from catalog.db.compiled import CompiledQuery
@@ -43,7 +43,7 @@ def tag_names_column(*, joined: bool = False) -> ColumnElement[list[str]]:
     """The tag names of each row of `items`.
 
     On PostgreSQL from the tag ids the item carries (`items.tag_ids`, kept exact by
-    triggers): a probe of `tags` per item, where joining `item_tags` built a hash of
+    triggers): a probe of `tags` per tag id, where joining `item_tags` built a hash of
     every tag for each row (filtered page of 50: 2.7 -> 1.7 ms, planning 1.6 -> 0.2 ms).
     `joined`: through `item_tags` everywhere, for an UPDATE's RETURNING. An update that
     waited for a row lock sees the row's newest `tag_ids` but `tags` as of its statement's
@@ -52,11 +52,13 @@ def tag_names_column(*, joined: bool = False) -> ColumnElement[list[str]]:
     joined_names = _tag_names(Item.id).correlate(Item).scalar_subquery()
     if joined:
         return joined_names.label("tags")
+    # One primary-key probe of `tags` per id: `tags.id = ANY(tag_ids)` read all 100 tags
+    # for each row instead (a table that small is never probed by index): 9.7 -> 5.6 us
+    # a row. The ids and the tags come from one snapshot, so every id has its name.
+    tag_id = func.unnest(Item.tag_ids).table_valued("id").render_derived(name="tag_id")
+    name = select(Tag.name).where(Tag.id == tag_id.c.id).scalar_subquery()
     from_ids = (
-        select(string_agg_list(Tag.name))
-        .where(Tag.id == any_(Item.tag_ids))
-        .correlate(Item)
-        .scalar_subquery()
+        select(string_agg_list(name)).select_from(tag_id).correlate(Item).scalar_subquery()
     )
     return by_dialect(postgresql=from_ids, default=joined_names).label("tags")
 
