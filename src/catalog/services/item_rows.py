@@ -57,9 +57,7 @@ def tag_names_column(*, joined: bool = False) -> ColumnElement[list[str]]:
     # a row. The ids and the tags come from one snapshot, so every id has its name.
     tag_id = func.unnest(Item.tag_ids).table_valued("id").render_derived(name="tag_id")
     name = select(Tag.name).where(Tag.id == tag_id.c.id).scalar_subquery()
-    from_ids = (
-        select(string_agg_list(name)).select_from(tag_id).correlate(Item).scalar_subquery()
-    )
+    from_ids = select(string_agg_list(name)).select_from(tag_id).correlate(Item).scalar_subquery()
     return by_dialect(postgresql=from_ids, default=joined_names).label("tags")
 
 
