@@ -81,7 +81,10 @@ def run_migrations_offline() -> None:
 
     settings = _settings()
     url = resolve_urls(settings.database_url).sync_url
-    _configure(url=url.render_as_string(hide_password=False), literal_binds=True)
+    # SQLite too in one transaction, as online (see run_migrations_online).
+    _configure(
+        url=url.render_as_string(hide_password=False), literal_binds=True, transactional_ddl=True
+    )
     with context.begin_transaction():
         if url.get_backend_name() == "postgresql":
             # What the online run sets (`_one_at_a_time`), so the script (and squawk's
@@ -155,7 +158,8 @@ def run_migrations_online() -> None:
             # off, see db/backends.py), but Alembic assumes not and commits after each
             # migration: another instance then took the write lock in between, read a
             # half-way version and ran the same migrations again. One transaction from
-            # reading the version to the last migration: the write lock serializes.
+            # reading the version to the last migration: the write lock serializes. So a
+            # SQLite migration must never leave the transaction (autocommit_block).
             _configure(connection, transactional_ddl=True)
             try:
                 _wait_for_session_lock(connection, settings)
