@@ -18,8 +18,9 @@ from sqlalchemy.engine import make_url
 
 from catalog.config import Settings
 from catalog.migrations import runner
+from catalog.migrations.runner import current_revisions
 from tests.conftest import make_settings, postgresql_only, throwaway_database
-from tests.test_migrations import _catalog_upgrade, current_revisions, revisions
+from tests.test_migrations import _catalog_upgrade, revisions
 
 ITEMS = 100_000
 TAGS = 50

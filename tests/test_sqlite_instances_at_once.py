@@ -1,9 +1,11 @@
 """SQLite: several instances starting together on one file (`catalog db upgrade`, then
 `catalog serve`), each step of which met another's lock in CI.
 
-SQLite has one lock per file, and two of its waits skip the busy handler: the switch to
-WAL, and a transaction that reads before it writes. These tests hold the lock the way
-another instance would and check that the step waits (or does not need the lock at all).
+SQLite has one write lock per file. The switch to WAL refuses at once, without the busy
+handler, while another connection writes; every transaction of ours takes the lock up
+front (BEGIN IMMEDIATE), so a check that only reads waited for it. These tests hold the
+lock the way another instance would and check that each step waits, keeps it, or does not
+need it at all.
 """
 
 from __future__ import annotations

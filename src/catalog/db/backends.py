@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -356,7 +357,7 @@ def _use_wal(cursor: Any, busy_timeout_ms: int) -> None:
         try:
             cursor.execute("PRAGMA journal_mode = WAL")
             return
-        except Exception as error:  # the driver's OperationalError (sqlite3 or aiosqlite's)
+        except sqlite3.OperationalError as error:  # aiosqlite raises sqlite3's own too
             if "locked" not in str(error) or time.monotonic() >= deadline:
                 raise
         time.sleep(0.005)

@@ -102,7 +102,7 @@ def current_revisions(settings: Settings | None = None) -> tuple[str, ...]:
 
 
 def _heads(connection: Connection) -> tuple[str, ...]:
-    """The revision ids the database `connection` is on is at."""
+    """The revision ids of the database that `connection` is on."""
     return MigrationContext.configure(connection).get_current_heads()
 
 
