@@ -97,6 +97,9 @@ class State:
         )
         self.cursors = CursorCodec(secret_key)
         self.pool: asyncpg.Pool | None = None
+        # The baseline's (and the service's) documented maximum offset, if the run has one.
+        max_offset = os.environ.get("BASELINE_MAX_OFFSET")
+        self.max_offset = int(max_offset) if max_offset else None
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -210,6 +213,11 @@ def create_app(
                 query.keyset(state.cursors.decode(query.cursor, query.scope, len(query.sort)))
         except Invalid as error:
             raise HTTPException(422, error.message) from None
+        if state.max_offset is not None and (query.skip or 0) > state.max_offset:
+            # What the baseline answers past its maximum (issue 14's bounded deep_skip).
+            raise HTTPException(
+                400, f"skip may be at most {state.max_offset}: use cursor pagination"
+            )
         async with pool().acquire() as connection:
             rows = await connection.fetch(
                 query.page_sql(), *query.args, query.limit + 1, query.skip or 0

@@ -166,8 +166,9 @@ def servers(
 
 
 def cursor_kind(server_name: str) -> str:
-    """Whose cursors a server issues: the service's (however deployed) or the baseline's."""
-    return "baseline" if server_name == "baseline" else "service"
+    """Whose cursors a server issues: the service's (however deployed) or the baseline's
+    (fastapi-by-hand signs them as the baseline does)."""
+    return "baseline" if server_name in ("baseline", report.BY_HAND) else "service"
 
 
 def deep_cursor_paths(

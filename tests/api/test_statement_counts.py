@@ -14,6 +14,7 @@ implicit COMMIT is not a statement and is not seen, hence per-backend numbers fo
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,20 +183,21 @@ def _assert_full(items: list[dict[str, Any]], size: int) -> None:
 # --- reads --------------------------------------------------------------------------------
 
 # Pinned statement counts: the page itself is 1 statement (tags come from a correlated
-# aggregate), /users/{id}/items adds 1 to tell 404 from an empty list, tag filters and
-# /tags/{name}/items add 1 that reads the tags' ids (whatever their number: the ids go into
-# the page statement as literals, so the planner knows how common each tag is; it also
-# tells 404 from an empty list), count=true adds the (capped) COUNT(*). No BEGIN/ROLLBACK
-# around reads on either backend. On SQLite a `q` adds 1: the probe of the trigram table
-# that decides whether the page starts from its candidates (db/name_search.py).
+# aggregate), count=true adds the (capped) COUNT(*). Tag filters and /tags/{name}/items add
+# 1 that reads the tags' ids the first time a name is asked for (the ids go into the page
+# statement as literals, so the planner knows how common each tag is), none once the ids
+# are remembered. /users/{id}/items adds 1 only when the page is empty (404 or empty list).
+# No BEGIN/ROLLBACK around reads on either backend. On SQLite a `q` adds 1: the probe of
+# the trigram table that decides whether the page starts from its candidates
+# (db/name_search.py).
 LIST_COUNTS = {
     "/items": 1,
     "/items?count=true": 2,
-    "/items?tag=common&q=item&sort=-price,name": 2,
-    "/users/{owner}/items": 2,
-    "/users/{owner}/items?count=true": 3,
-    "/tags/common/items": 2,
-    "/tags/common/items?count=true&sort=-updated_at": 3,
+    "/items?tag=common&q=item&sort=-price,name": 1,
+    "/users/{owner}/items": 1,
+    "/users/{owner}/items?count=true": 2,
+    "/tags/common/items": 1,
+    "/tags/common/items?count=true&sort=-updated_at": 2,
 }
 
 
@@ -212,12 +214,45 @@ async def test_list_pages_cost_the_same_for_1_and_100_items(
         expected += 1
     url = url.format(owner=catalog.big_owner.id)
     separator = "&" if "?" in url else "?"
+    await measure(sql, client.get(url))  # tag ids remembered (the next test pins the first)
     one, small = await measure(sql, client.get(f"{url}{separator}limit=1"))
     hundred, big = await measure(sql, client.get(f"{url}{separator}limit=100"))
 
     _assert_full(one.json(), 1)
     _assert_full(hundred.json(), 100)
     assert len(small) == len(big) == expected, (small, big)
+
+
+@pytest.mark.parametrize("url", ["/tags/{fresh}/items", "/items?tag=common&tag={fresh}"])
+async def test_tag_ids_are_looked_up_once_per_name(
+    client: httpx.AsyncClient, database: Database, catalog: Catalog, sql: SqlLog, url: str
+) -> None:
+    fresh = f"fresh-{uuid.uuid4().hex}"  # a name no earlier request asked for
+    async with database.transaction() as session:
+        tag_id = await session.scalar(insert(Tag).returning(Tag.id), {"name": fresh})
+        await session.execute(insert(item_tags), {"item_id": catalog.item_ids[0], "tag_id": tag_id})
+    url = url.format(fresh=fresh)
+
+    _, first = await measure(sql, client.get(url))
+    page, again = await measure(sql, client.get(url))
+
+    assert [item["id"] for item in page.json()] == [catalog.item_ids[0]]
+    assert sum("WHERE tags.name IN" in s for s in first) == 1, first
+    assert not any("WHERE tags.name IN" in s for s in again), again
+    assert len(again) == len(first) - 1
+
+
+async def test_an_empty_user_page_asks_whether_the_user_exists(
+    client: httpx.AsyncClient, catalog: Catalog, sql: SqlLog
+) -> None:
+    owner = catalog.big_owner.id
+    _, full = await measure(sql, client.get(f"/users/{owner}/items"))
+    _, past_the_end = await measure(sql, client.get(f"/users/{owner}/items?skip=5000"))
+    missing, unknown = await measure(sql, client.get("/users/999999/items"), status=404)
+
+    assert len(full) == 1, full
+    assert len(past_the_end) == len(unknown) == 2, (past_the_end, unknown)
+    assert missing.json() == {"detail": "User not found"}
 
 
 async def test_cursor_pages_cost_the_same_as_the_first(

@@ -12,7 +12,7 @@ import itertools
 import random
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from catalog.db.database import Database
 from catalog.models import Tag, item_tags
@@ -122,3 +122,47 @@ async def test_an_id_in_tag_ids_without_its_tag_is_left_out_of_the_names(
     assert (listed.status_code, one.status_code) == (200, 200), (listed.text, one.text)
     assert [item["tags"] for item in listed.json()] == [["red"]]
     assert one.json()["tags"] == ["red"]
+
+
+async def test_a_tag_deleted_and_made_again_lists_by_its_new_id(
+    client: httpx.AsyncClient, database: Database, user: Account, superuser: Account
+) -> None:
+    """Lists remember tag ids by name across requests; a name whose tag was deleted, or
+    deleted and made again, must list what the database holds now."""
+
+    async def create(name: str, tags: list[str]) -> int:
+        body = {"name": name, "price": "1.00", "tags": tags}
+        created = await client.post("/items", json=body, headers=user.headers)
+        assert created.status_code == 201, created.text
+        return int(created.json()["id"])
+
+    async def listed(path: str, **params: str | list[str]) -> tuple[int, list[int], str | None]:
+        response = await client.get(path, params=params)
+        ids = [item["id"] for item in response.json()] if response.status_code == 200 else []
+        return response.status_code, ids, response.headers.get("x-total-count")
+
+    async def red_id() -> int | None:
+        async with database.transaction() as session:
+            found = await session.scalar(select(Tag.id).where(Tag.name == "red"))
+        return None if found is None else int(found)
+
+    first = await create("lamp", ["red"])
+    old_id = await red_id()
+    assert await listed("/items", tag="red") == (200, [first], None)
+    assert await listed("/tags/red/items") == (200, [first], None)
+
+    deleted = await client.delete("/tags/red", headers=superuser.headers)
+    assert deleted.status_code == 204, deleted.text
+    # Red's id given to another name (SQLite reuses the highest id once it is free).
+    async with database.transaction() as session:
+        await session.execute(insert(Tag).values(id=old_id, name="blue"))
+    blue = await create("shelf", ["blue"])
+    assert await listed("/items", tag="blue") == (200, [blue], None)
+    assert await listed("/items", tag="red", count="true") == (200, [], "0")
+    assert await listed("/tags/red/items") == (404, [], None)
+
+    second = await create("desk", ["red"])
+    assert await red_id() != old_id
+    assert await listed("/items", tag="red", count="true") == (200, [second], "1")
+    assert await listed("/items", tag=["red", "green"]) == (200, [], None)
+    assert await listed("/tags/red/items", count="true") == (200, [second], "1")

@@ -14,7 +14,7 @@ picks the shape: how many candidates a `q` has, how wide a creation range is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -27,6 +27,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     bindparam,
+    exists,
     func,
     literal_column,
     select,
@@ -34,6 +35,7 @@ from sqlalchemy import (
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
 from catalog.db import name_search
+from catalog.db.backends import Backend
 from catalog.db.compiled import CompiledQuery
 from catalog.db.name_search import trigram_candidates
 from catalog.db.types import (
@@ -163,9 +165,23 @@ def _conditions(
         # an intersection of tags (few items), may start from the tags' links instead.
         tagged = carries_tags if counting or len(ids) > 1 else carries_tags_checked
         where.append(tagged(Item.id, Item.tag_ids, *ids))
+        where.extend(_still_named(ids))
     comparisons = _COMPARISONS | (_WALKED if "created_walk" in names else {})
     where.extend(build(bindparam(name)) for name, build in comparisons.items() if name in names)
     return where
+
+
+def _still_named(ids: Sequence[ColumnElement[int]]) -> list[ColumnElement[bool]]:
+    """Each tag id still has the name it was looked up by (`tag_name_<i>`, in id order).
+
+    Ids may come from a memo of earlier requests (`_remembered`): a tag renamed, or
+    deleted and made again, then matches nothing, and `_list` looks its id up afresh.
+    Uncorrelated, so evaluated once per statement (a primary key probe per tag).
+    """
+    return [
+        exists(select(Tag.id).where(Tag.id == tag_id, Tag.name == bindparam(f"tag_name_{i}")))
+        for i, tag_id in enumerate(ids)
+    ]
 
 
 @lru_cache(maxsize=512)
@@ -230,7 +246,9 @@ def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) 
         # index-only walk of (tag_id, item_id), without visiting one item's row; through
         # the items, each of the cap's rows cost a page of the table (27 ms at 1M).
         tag_id = literal_column(str(int(tag_ids[0])), Integer)
-        rows = select(item_tags.c.item_id).where(item_tags.c.tag_id == tag_id)
+        rows = select(item_tags.c.item_id).where(
+            item_tags.c.tag_id == tag_id, *_still_named([tag_id])
+        )
     else:
         rows = select(Item.id).where(*_conditions(scope, names, tag_ids, counting=True))
     matches = rows.limit(cap).subquery("matches")
@@ -320,19 +338,57 @@ async def _wide_creation_range(uow: UnitOfWork, params: dict[str, Any], sort: So
     return row is not None and int(row["found"]) > WIDE_RANGE_ROWS
 
 
+# Tag ids by name, remembered across requests: `_list` then needs no statement of its own
+# to look them up. A statement with such ids tests that they still carry their names.
+REMEMBERED_TAGS = 4096
+
+
+def _remembered(backend: Backend) -> dict[str, int]:
+    return {}
+
+
 async def _list(
     uow: UnitOfWork, query: ItemListQuery, scope: Scope = "all", scope_key: int | str = 0
 ) -> ItemPage:
     """A page; `scope_key` is the owner's id or the tag's name (NotFoundError if unknown)."""
     filters = query.filters
     wanted = set(filters.tags) | ({str(scope_key)} if scope == "tag" else set())
+    memo = uow.strategy(_remembered)
+    remembered = {name: memo[name] for name in wanted if name in memo}
+    page = None
+    if wanted and len(remembered) == len(wanted) and not filters.matches_nothing():
+        page = await _page(uow, query, scope, scope_key, remembered)
+        if page.items:  # the statement found every tag still so named
+            return page
     found = await _tag_ids(uow, wanted) if wanted else {}
+    if len(memo) + len(found) > REMEMBERED_TAGS:
+        memo.clear()
+    for name in wanted:
+        if name in found:
+            memo[name] = found[name]
+        else:
+            memo.pop(name, None)
     if scope == "tag" and str(scope_key) not in found:
         raise NotFoundError(TAG_NOT_FOUND)
-    empty = ItemPage([], None, Total(0) if query.with_total else None)
     if filters.matches_nothing() or len(found) < len(wanted):  # an unknown tag: no item
-        return empty
+        return ItemPage([], None, Total(0) if query.with_total else None)
+    if page is not None and found == remembered:
+        return page  # the tags are as remembered: that empty page was the answer
+    return await _page(uow, query, scope, scope_key, found)
+
+
+async def _page(
+    uow: UnitOfWork,
+    query: ItemListQuery,
+    scope: Scope,
+    scope_key: int | str,
+    found: dict[str, int],
+) -> ItemPage:
+    """The page (and total) of a request whose tags have the ids `found`."""
+    filters = query.filters
     tag_ids = tuple(sorted(found.values()))
+    name_of = {tag_id: name for name, tag_id in found.items()}
+    tag_names = {f"tag_name_{i}": name_of[tag_id] for i, tag_id in enumerate(tag_ids)}
     params = filters.parameters()
     names = count_names = frozenset(params)
     if "q" in params and uow.backend.name_trigram_table:
@@ -351,7 +407,7 @@ async def _list(
         not uow.backend.indexes_place_nulls or fields[1:-1] not in _NULL_PLACING_INDEXES
     )
     # One row beyond the page tells whether a next page exists.
-    page_params = params | {"limit": query.limit + 1}
+    page_params = params | tag_names | {"limit": query.limit + 1}
     if query.after is None:
         statement = _page_query(scope, names, tag_ids, query.sort, None, split_nulls)
         page_params["offset"] = query.skip
@@ -363,7 +419,7 @@ async def _list(
     if query.with_total:
         # The count runs beside the page, not before it: a request waits for the slower.
         count = _count_query(scope, count_names, tag_ids)
-        count_params = params | {"count_cap": query.count_limit + 1}
+        count_params = params | tag_names | {"count_cap": query.count_limit + 1}
         counted_rows, rows = await uow.fetch_beside(count, count_params, statement, page_params)
         counted = int(counted_rows[0]["total"]) if counted_rows else 0
         cap = query.count_limit
@@ -381,9 +437,13 @@ async def list_items(uow: UnitOfWork, query: ItemListQuery) -> ItemPage:
 
 async def list_user_items(uow: UnitOfWork, user_id: int, query: ItemListQuery) -> ItemPage:
     """A page of one user's items; NotFoundError if there is no such user."""
-    if not await user_exists(uow, user_id):
+    if not is_valid_id(user_id):  # beyond the column's range: no such user, no statement
         raise NotFoundError(USER_NOT_FOUND)
-    return await _list(uow, query, "owner", user_id)
+    page = await _list(uow, query, "owner", user_id)
+    # An item's owner exists (a foreign key): only an empty page must ask.
+    if not page.items and not await user_exists(uow, user_id):
+        raise NotFoundError(USER_NOT_FOUND)
+    return page
 
 
 async def list_tag_items(uow: UnitOfWork, tag_name: str, query: ItemListQuery) -> ItemPage:
