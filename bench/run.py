@@ -351,6 +351,7 @@ def _measure(
         result.notes.append(f"load average at the end: {load1:.1f} (1 min) / {load5:.1f} (5 min)")
         for name, server in servers.items():
             result.rss_mib[name] = server.peak_rss_mib()
+            result.rss_now_mib[name] = server.rss_mib()
             if server.process is not None and server.process.poll() is not None:
                 result.notes.append(f"{name} exited during the run: {server.log_tail(5)}")
         completed = True

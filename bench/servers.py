@@ -116,8 +116,15 @@ class Server:
     def peak_rss_mib(self) -> float | None:
         """The largest peak resident set size (VmHWM) of the group's processes, in MiB:
         one worker's (with a single worker, the server process itself)."""
-        peaks = [_peak_rss_mib(pid) for pid in self._pids()]
-        measured = [peak for peak in peaks if peak is not None]
+        return self._largest("VmHWM")
+
+    def rss_mib(self) -> float | None:
+        """The largest resident set size (VmRSS) of the group's processes now, in MiB."""
+        return self._largest("VmRSS")
+
+    def _largest(self, field: str) -> float | None:
+        values = [_status_mib(pid, field) for pid in self._pids()]
+        measured = [value for value in values if value is not None]
         return max(measured) if measured else None
 
     def cpu_seconds(self) -> float | None:
@@ -159,12 +166,12 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _peak_rss_mib(pid: int) -> float | None:
+def _status_mib(pid: int, field: str) -> float | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return None
