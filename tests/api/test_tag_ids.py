@@ -128,7 +128,8 @@ async def test_a_tag_deleted_and_made_again_lists_by_its_new_id(
     client: httpx.AsyncClient, database: Database, user: Account, superuser: Account
 ) -> None:
     """Lists remember tag ids by name across requests; a name whose tag was deleted, or
-    deleted and made again, must list what the database holds now."""
+    whose id now names another tag (ids are never reused by the service, but a restore of
+    an older backup can give them other meanings), must list what the database holds now."""
 
     async def create(name: str, tags: list[str]) -> int:
         body = {"name": name, "price": "1.00", "tags": tags}
@@ -153,7 +154,7 @@ async def test_a_tag_deleted_and_made_again_lists_by_its_new_id(
 
     deleted = await client.delete("/tags/red", headers=superuser.headers)
     assert deleted.status_code == 204, deleted.text
-    # Red's id given to another name (SQLite reuses the highest id once it is free).
+    # Red's id given to another name, as a restore of another backup could.
     async with database.transaction() as session:
         await session.execute(insert(Tag).values(id=old_id, name="blue"))
     blue = await create("shelf", ["blue"])
