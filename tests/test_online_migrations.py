@@ -1,8 +1,9 @@
 """Online migrations: `catalog db upgrade` on a populated table while writes go on.
 
 The list-speed migrations (0007: items.tag_ids, its triggers, backfill, CHECK and GIN
-index; 0008: sort indexes) must neither block the service's writes nor lose them, and the
-copy of the tags they maintain must come out exact whatever the writes did meanwhile.
+index; 0008: sort indexes; 0014: folded names) must neither block the service's writes nor
+lose them, and the copies they maintain must come out exact whatever the writes did
+meanwhile.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class Writer(threading.Thread):
                     else:
                         item = rng.randint(1, ITEMS)
                         conn.execute(
-                            "UPDATE items SET version = version + 1 WHERE id = %s", (item,)
+                            "UPDATE items SET version = version + 1, name = %s WHERE id = %s",
+                            (f"RENAMED Ärmel {item}", item),
                         )
                         conn.execute("DELETE FROM item_tags WHERE item_id = %s", (item,))
                         conn.execute(
@@ -151,6 +153,11 @@ def test_upgrade_under_writes_neither_blocks_nor_loses_them(populated: Settings)
             " '{}')"
         ).fetchone()
         assert stale == (0,)  # the copy of the tags is exact, writes during the backfill too
+        unfolded = conn.execute(
+            "SELECT count(*) FROM items"
+            ' WHERE name_folded IS DISTINCT FROM lower(name COLLATE "default")'
+        ).fetchone()
+        assert unfolded == (0,)  # so are the folded names (0014), renamed ones too
         invalid = conn.execute(
             "SELECT count(*) FROM pg_index WHERE indrelid = 'items'::regclass AND NOT indisvalid"
         ).fetchone()

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.orm import configure_mappers
 
 from catalog.api import observe
 from catalog.api.admission import PerAddressGate
@@ -29,6 +28,7 @@ from catalog.api.routes import auth, health, items, tags, users
 from catalog.backup.marker import refuse_to_serve_incomplete_restore
 from catalog.config import Settings, get_settings
 from catalog.cursors import CursorCodec
+from catalog.db.base import configure_models
 from catalog.db.database import Database
 from catalog.logs import configure_logging
 from catalog.security import configure_hashing
@@ -88,9 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             # service starts while it is down, answers 503, and serves once it is back.
             if os.environ.get(BOOTSTRAPPED_ENV) != "1":
                 await bootstrap(settings, db)
-            # The ORM's mappers are otherwise configured by the first request that compiles
-            # an ORM statement (~50 ms), and would then live outside the frozen set below.
-            configure_mappers()
+            configure_models()  # before the freeze below, not in the first request
             # Everything alive now (modules, routes, compiled statements) lives as long as
             # the process: keep it out of the cyclic GC's full collections.
             gc.freeze()

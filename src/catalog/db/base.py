@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, configure_mappers
 
 # Explicit names keep constraints identical across databases and addressable in migrations.
 NAMING_CONVENTION = {
@@ -19,3 +19,9 @@ class Base(DeclarativeBase):
     """Base class for the ORM models."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def configure_models() -> None:
+    """Configure the ORM's mappers now (idempotent). Otherwise the first statement that
+    needs them does it, in some request (~50 ms), after the worker froze what it holds."""
+    configure_mappers()

@@ -14,7 +14,7 @@ picks the shape: how many candidates a `q` has, how wide a creation range is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -27,7 +27,6 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     bindparam,
-    exists,
     func,
     literal_column,
     select,
@@ -35,21 +34,18 @@ from sqlalchemy import (
 
 from catalog.cursors import decode_datetime, decode_decimal, encode_value
 from catalog.db import name_search
-from catalog.db.backends import Backend
 from catalog.db.compiled import CompiledQuery
 from catalog.db.name_search import trigram_candidates
 from catalog.db.types import (
-    STRING_LIST,
     carries_tags,
     carries_tags_checked,
     contains_pattern,
-    each_string,
-    unicode_ilike,
+    folded_contains,
     unindexed,
 )
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
-from catalog.models import Item, Tag, is_valid_id, item_tags
+from catalog.models import Item, is_valid_id, item_tags
 from catalog.pagination import (
     SortField,
     SortKey,
@@ -59,7 +55,9 @@ from catalog.pagination import (
     row_key,
 )
 from catalog.schemas import PRICE_LIMIT, ItemRead
+from catalog.services import tag_lookup
 from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
+from catalog.services.tag_lookup import still_named
 from catalog.services.tags import TAG_NOT_FOUND
 from catalog.services.users import USER_NOT_FOUND, user_exists
 
@@ -155,7 +153,7 @@ def _conditions(
     if "q_trigrams" in names:  # SQLite: the candidates from the trigram index first
         where.append(trigram_candidates(Item.id, bindparam("q_trigrams")))
     if "q" in names:
-        where.append(unicode_ilike(Item.name, bindparam("q")))
+        where.append(folded_contains(Item.name, bindparam("q")))
     if tag_ids:
         # Literal ids, not parameters: the planner then knows how common each tag is
         # (intarray's statistics) and picks the GIN probe for rare tags, the sort index
@@ -165,23 +163,10 @@ def _conditions(
         # an intersection of tags (few items), may start from the tags' links instead.
         tagged = carries_tags if counting or len(ids) > 1 else carries_tags_checked
         where.append(tagged(Item.id, Item.tag_ids, *ids))
-        where.extend(_still_named(ids))
+        where.extend(still_named(ids))
     comparisons = _COMPARISONS | (_WALKED if "created_walk" in names else {})
     where.extend(build(bindparam(name)) for name, build in comparisons.items() if name in names)
     return where
-
-
-def _still_named(ids: Sequence[ColumnElement[int]]) -> list[ColumnElement[bool]]:
-    """Each tag id still has the name it was looked up by (`tag_name_<i>`, in id order).
-
-    Ids may come from a memo of earlier requests (`_remembered`): a tag renamed, or
-    deleted and made again, then matches nothing, and `_list` looks its id up afresh.
-    Uncorrelated, so evaluated once per statement (a primary key probe per tag).
-    """
-    return [
-        exists(select(Tag.id).where(Tag.id == tag_id, Tag.name == bindparam(f"tag_name_{i}")))
-        for i, tag_id in enumerate(ids)
-    ]
 
 
 @lru_cache(maxsize=512)
@@ -247,7 +232,7 @@ def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) 
         # the items, each of the cap's rows cost a page of the table (27 ms at 1M).
         tag_id = literal_column(str(int(tag_ids[0])), Integer)
         rows = select(item_tags.c.item_id).where(
-            item_tags.c.tag_id == tag_id, *_still_named([tag_id])
+            item_tags.c.tag_id == tag_id, *still_named([tag_id])
         )
     else:
         rows = select(Item.id).where(*_conditions(scope, names, tag_ids, counting=True))
@@ -288,29 +273,10 @@ class ItemPage:
     total: Total | None
 
 
-_TAG_IDS = CompiledQuery(
-    select(Tag.id, Tag.name).where(
-        Tag.name.in_(
-            select(
-                each_string(bindparam("names", type_=STRING_LIST))
-                .table_valued("value", name="value")
-                .c.value
-            )
-        )
-    )
-)
-
-
 # The keys between a nullable lead and the id that an index orders, NULLs placed as the
 # sort places them (migration 0008: (updated_at, id) and (updated_at, name, id), both
 # directions of updated_at).
 _NULL_PLACING_INDEXES: frozenset[tuple[tuple[str, bool], ...]] = frozenset({(), (("name", False),)})
-
-
-async def _tag_ids(uow: UnitOfWork, names: set[str]) -> dict[str, int]:
-    """The ids of the named tags that exist (one statement whatever their number)."""
-    rows = await uow.fetch_all(_TAG_IDS, names=sorted(names))
-    return {str(row["name"]): int(row["id"]) for row in rows}
 
 
 @lru_cache(maxsize=4)
@@ -338,36 +304,19 @@ async def _wide_creation_range(uow: UnitOfWork, params: dict[str, Any], sort: So
     return row is not None and int(row["found"]) > WIDE_RANGE_ROWS
 
 
-# Tag ids by name, remembered across requests: `_list` then needs no statement of its own
-# to look them up. A statement with such ids tests that they still carry their names.
-REMEMBERED_TAGS = 4096
-
-
-def _remembered(backend: Backend) -> dict[str, int]:
-    return {}
-
-
 async def _list(
     uow: UnitOfWork, query: ItemListQuery, scope: Scope = "all", scope_key: int | str = 0
 ) -> ItemPage:
     """A page; `scope_key` is the owner's id or the tag's name (NotFoundError if unknown)."""
     filters = query.filters
     wanted = set(filters.tags) | ({str(scope_key)} if scope == "tag" else set())
-    memo = uow.strategy(_remembered)
-    remembered = {name: memo[name] for name in wanted if name in memo}
+    remembered = tag_lookup.remembered(uow, wanted) if wanted else None
     page = None
-    if wanted and len(remembered) == len(wanted) and not filters.matches_nothing():
+    if remembered is not None and not filters.matches_nothing():
         page = await _page(uow, query, scope, scope_key, remembered)
         if page.items:  # the statement found every tag still so named
             return page
-    found = await _tag_ids(uow, wanted) if wanted else {}
-    if len(memo) + len(found) > REMEMBERED_TAGS:
-        memo.clear()
-    for name in wanted:
-        if name in found:
-            memo[name] = found[name]
-        else:
-            memo.pop(name, None)
+    found = await tag_lookup.look_up(uow, wanted) if wanted else {}
     if scope == "tag" and str(scope_key) not in found:
         raise NotFoundError(TAG_NOT_FOUND)
     if filters.matches_nothing() or len(found) < len(wanted):  # an unknown tag: no item
@@ -387,8 +336,7 @@ async def _page(
     """The page (and total) of a request whose tags have the ids `found`."""
     filters = query.filters
     tag_ids = tuple(sorted(found.values()))
-    name_of = {tag_id: name for name, tag_id in found.items()}
-    tag_names = {f"tag_name_{i}": name_of[tag_id] for i, tag_id in enumerate(tag_ids)}
+    tag_names = tag_lookup.name_parameters(found)
     params = filters.parameters()
     names = count_names = frozenset(params)
     if "q" in params and uow.backend.name_trigram_table:
