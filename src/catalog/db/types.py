@@ -134,7 +134,7 @@ def _ilike_sqlite(element: unicode_ilike, compiler: SQLCompiler, **kw: Any) -> s
 class folded_contains(unicode_ilike):
     """`unicode_ilike` on a column whose table keeps it lower-cased in `<column>_folded`.
 
-    PostgreSQL: `<column>_folded LIKE lower(pattern)`, the copy a trigger keeps as
+    PostgreSQL: `<column>_folded LIKE lower(pattern)` under "C", the copy a trigger keeps as
     `lower(column COLLATE "default")` (items.name: migration 0014). ILIKE under the default
     collation lower-cases both sides the same way, so the matches are the same; the name is
     not lower-cased again on every row tested, nor the sampled names when planning (4x
@@ -147,7 +147,10 @@ class folded_contains(unicode_ilike):
 @compiles(folded_contains, "postgresql")
 def _folded_contains_pg(element: folded_contains, compiler: SQLCompiler, **kw: Any) -> str:
     column, pattern = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{column}_folded LIKE lower({pattern} COLLATE \"default\") ESCAPE '\\'"
+    # Lowered under the default collation, compared under "C": the column's own, which
+    # its trigram index and its statistics are for (a LIKE under "default" uses neither).
+    lowered = f'(lower({pattern} COLLATE "default") COLLATE "C")'
+    return f"{column}_folded LIKE {lowered} ESCAPE '\\'"
 
 
 def unicode_lower(value: str | None) -> str | None:
