@@ -572,3 +572,16 @@ def test_cli_statements_are_bounded_by_cli_statement_timeout_ms(database_url: st
         holder.rollback()
     assert done.returncode == 1, done.stdout + done.stderr
     assert "statement timeout" in done.stderr, done.stderr
+
+
+def test_db_downgrade_takes_a_relative_revision_as_alembic_does(fresh_url: str) -> None:
+    """`catalog db downgrade -1` and `-2`: revisions, not options the command lacks."""
+    revisions = ScriptDirectory.from_config(runner.alembic_config())
+    one_back = str(revisions.get_revision(head_revision()).down_revision)
+    two_back = str(revisions.get_revision(one_back).down_revision)
+    assert invoke(fresh_url, "db", "upgrade").exit_code == 0
+
+    result = invoke(fresh_url, "db", "downgrade", "-2")
+
+    assert result.exit_code == 0, result.output
+    assert invoke(fresh_url, "db", "current").stdout.strip() == two_back

@@ -107,7 +107,8 @@ def upgrade(
     _report_revision(settings)
 
 
-@app.command()
+# "-1", "-2": relative revisions, as `alembic downgrade -1` takes them, not unknown options.
+@app.command(context_settings={"ignore_unknown_options": True})
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision (-1: one step back).")] = "-1",
 ) -> None:
