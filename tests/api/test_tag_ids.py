@@ -167,3 +167,35 @@ async def test_a_tag_deleted_and_made_again_lists_by_its_new_id(
     assert await listed("/items", tag="red", count="true") == (200, [second], "1")
     assert await listed("/items", tag=["red", "green"]) == (200, [], None)
     assert await listed("/tags/red/items", count="true") == (200, [second], "1")
+
+
+async def test_two_names_remembered_with_one_id_are_looked_up_again(
+    client: httpx.AsyncClient, database: Database, user: Account, superuser: Account
+) -> None:
+    """An id that passed from one name to another (a restore) leaves the first name's
+    memory stale while the second is remembered afresh: both then name one id."""
+
+    async def create(name: str, tags: list[str]) -> int:
+        body = {"name": name, "price": "1.00", "tags": tags}
+        created = await client.post("/items", json=body, headers=user.headers)
+        assert created.status_code == 201, created.text
+        return int(created.json()["id"])
+
+    async def listed(*tags: str) -> list[int]:
+        response = await client.get("/items", params={"tag": list(tags)})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()]
+
+    first = await create("lamp", ["red", "blue"])
+    assert await listed("red", "blue") == [first]  # both remembered
+    async with database.transaction() as session:
+        red_id = await session.scalar(select(Tag.id).where(Tag.name == "red"))
+    for name in ("red", "blue"):
+        deleted = await client.delete(f"/tags/{name}", headers=superuser.headers)
+        assert deleted.status_code == 204, deleted.text
+    async with database.transaction() as session:
+        await session.execute(insert(Tag).values(id=red_id, name="blue"))
+    both = await create("desk", ["red", "blue"])  # red gets a new id, blue has red's old one
+    assert await listed("blue") == [both]  # blue remembered afresh, with red's old id
+
+    assert await listed("red", "blue") == [both]

@@ -42,10 +42,12 @@ def _memo(backend: Backend) -> dict[str, int]:
 
 
 def remembered(uow: UnitOfWork, names: Collection[str]) -> dict[str, int] | None:
-    """The remembered ids of all of `names`, or None if one of them is not remembered."""
+    """The remembered ids of all of `names`, or None if one of them is not remembered, or
+    if two share an id (one of them is stale: the id has passed to another name)."""
     memo = uow.strategy(_memo)
     found = {name: memo[name] for name in names if name in memo}
-    return found if len(found) == len(names) else None
+    complete = len(found) == len(names) and len(set(found.values())) == len(found)
+    return found if complete else None
 
 
 async def look_up(uow: UnitOfWork, names: Collection[str]) -> dict[str, int]:
