@@ -354,14 +354,13 @@ def render(report: RunReport) -> str:
             if server in report.rss_mib
         ),
         "",
-        # The service alone is logged into (POST /auth/token): its peak holds one argon2
-        # hash's working memory (19 MiB, security.py), given back right after.
         "Resident (VmRSS) at the end: "
         + ", ".join(
             f"{server} {_num(report.rss_now_mib.get(server))} MiB"
             for server in SERVERS
             if server in report.rss_now_mib
         )
+        # The service alone is logged into (POST /auth/token): security.py's argon2 cost.
         + " (the service's peak includes the one login's argon2 hash: 19 MiB, given back)",
         "",
     ]
