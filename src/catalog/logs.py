@@ -13,6 +13,7 @@ lines append them as `key=value`.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -105,6 +106,20 @@ def _skip_costly_record_fields() -> None:
     logging.logMultiprocessing = False
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written, as `logging.lastResort` does: the
+    handler outlives the stream that was stderr when it was made (a test's capture)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_CURRENT_STDERR = _CurrentStderr()
+
+
 def configure_logging(settings: Settings) -> None:
     """Send the "catalog" loggers to stderr in the configured format (idempotent)."""
     _skip_costly_record_fields()
@@ -113,7 +128,7 @@ def configure_logging(settings: Settings) -> None:
     logger.propagate = False
     ours = [h for h in logger.handlers if any(isinstance(f, RequestIdFilter) for f in h.filters)]
     if not ours:
-        stderr = logging.StreamHandler()
+        stderr = logging.StreamHandler(_CURRENT_STDERR)
         stderr.addFilter(RequestIdFilter())
         logger.addHandler(stderr)
         ours = [stderr]
