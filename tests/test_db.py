@@ -24,9 +24,9 @@ from catalog.db.engine import create_async_db_engine, create_sync_engine
 from catalog.migrations.runner import upgrade
 from catalog.models import Item, Tag
 from catalog.pagination import parse_sort
+from catalog.services.item_filters import ItemFilters
 from catalog.services.item_listing import (
     ITEM_SORT_FIELDS,
-    ItemFilters,
     ItemListQuery,
     Total,
     list_items,

@@ -1,7 +1,8 @@
 """Online migrations: `catalog db upgrade` on a populated table while writes go on.
 
 The list-speed migrations (0007: items.tag_ids, its triggers, backfill, CHECK and GIN
-index; 0008: sort indexes; 0014: folded names) must neither block the service's writes nor
+index; 0008: sort indexes; 0014: folded names; 0015: links' copies of price and is_active)
+must neither block the service's writes nor
 lose them, and the copies they maintain must come out exact whatever the writes did
 meanwhile.
 """
@@ -66,7 +67,8 @@ def _conninfo(url: str) -> str:
 
 class Writer(threading.Thread):
     """Writes as the service does, one transaction each, timing every one until stopped:
-    a new item with two tags, or another item's tags replaced."""
+    a new item with two tags, or another item changed (name, price, is_active) and its
+    tags replaced."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -99,8 +101,14 @@ class Writer(threading.Thread):
                     else:
                         item = rng.randint(1, ITEMS)
                         conn.execute(
-                            "UPDATE items SET version = version + 1, name = %s WHERE id = %s",
-                            (f"RENAMED Ärmel {item}", item),
+                            "UPDATE items SET version = version + 1, name = %s, price = %s,"
+                            " is_active = %s WHERE id = %s",
+                            (
+                                f"RENAMED Ärmel {item}",
+                                rng.randint(0, 999),
+                                rng.random() < 0.5,
+                                item,
+                            ),
                         )
                         conn.execute("DELETE FROM item_tags WHERE item_id = %s", (item,))
                         conn.execute(
@@ -158,6 +166,11 @@ def test_upgrade_under_writes_neither_blocks_nor_loses_them(populated: Settings)
             ' WHERE name_folded IS DISTINCT FROM lower(name COLLATE "default")'
         ).fetchone()
         assert unfolded == (0,)  # so are the folded names (0014), renamed ones too
+        uncopied = conn.execute(
+            "SELECT count(*) FROM item_tags l JOIN items i ON i.id = l.item_id"
+            " WHERE (l.price, l.is_active) IS DISTINCT FROM (i.price, i.is_active)"
+        ).fetchone()
+        assert uncopied == (0,)  # and the links' copies of price and is_active (0015)
         invalid = conn.execute(
             "SELECT count(*) FROM pg_index WHERE indrelid = 'items'::regclass AND NOT indisvalid"
         ).fetchone()

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -19,7 +20,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    column,
     false,
+    table,
     text,
     true,
 )
@@ -130,12 +133,30 @@ class Item(Base):
         return f"Item(id={self.id!r}, name={self.name!r})"
 
 
-# Substring search (`q`) on PostgreSQL: items.name_folded, the name lower-cased by a
-# trigger, its trigram index and its NOT NULL check (migration 0014). Not modelled: no
-# statement of the service writes it, SQLite has its own index of folded names (0011),
-# and the drift check leaves these to the migration and its tests.
+# Kept by triggers on PostgreSQL alone, with no model: no statement of the service writes
+# them, SQLite answers the same lists through its own indexes, and the drift check leaves
+# them to their migrations and tests.
+# - Substring search (`q`): items.name_folded, the name lower-cased, its trigram index and
+#   its NOT NULL check (migration 0014; SQLite: its index of folded names, 0011).
+# - One tag's items by price: item_tags.price and is_active, copies of the item's, their
+#   CHECK and the index (tag_id, price, item_id) INCLUDE (is_active) (0015).
 UNMODELLED_ON_POSTGRESQL = frozenset(
-    {"name_folded", "ix_items_name_folded_trgm", "ck_items_name_folded_not_null"}
+    {
+        "name_folded",
+        "ix_items_name_folded_trgm",
+        "ck_items_name_folded_not_null",
+        "ix_item_tags_tag_id_price_item_id",
+        "ck_item_tags_copies_not_null",
+    }
+)
+UNMODELLED_LINK_COLUMNS = frozenset({"price", "is_active"})  # of item_tags (0015)
+# The same table for the statements that read those copies (PostgreSQL only).
+tag_links = table(
+    "item_tags",
+    column("item_id", Integer),
+    column("tag_id", Integer),
+    column("price", Numeric(PRICE_PRECISION, PRICE_SCALE)),
+    column("is_active", Boolean),
 )
 
 

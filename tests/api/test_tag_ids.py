@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import insert, select, text
 
 from catalog.db.database import Database
-from catalog.models import Tag, item_tags
+from catalog.models import Item, Tag, item_tags
 from tests.conftest import Account, postgresql_only
 
 TAGS = ["red", "green", "blue", "cyan", "black", "white"]
@@ -199,3 +200,63 @@ async def test_two_names_remembered_with_one_id_are_looked_up_again(
     assert await listed("blue") == [both]  # blue remembered afresh, with red's old id
 
     assert await listed("red", "blue") == [both]
+
+
+async def test_price_sorted_tag_lists_follow_concurrent_price_and_tag_edits(
+    client: httpx.AsyncClient, database: Database, user: Account
+) -> None:
+    """A tag's items by price, filtered by price and is_active, answer from the links'
+    copies of both on PostgreSQL (migration 0015). Prices, activity and tags change
+    concurrently; afterwards every such list and its total must equal a fresh reading."""
+    rng = random.Random(15)
+    ids = []
+    for n in range(8):
+        body = {"name": f"item {n}", "price": f"{n + 1}.00", "tags": rng.sample(TAGS, 2)}
+        created = await client.post("/items", json=body, headers=user.headers)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+
+    async def change(item_id: int) -> None:
+        body: dict[str, object] = {"price": f"{rng.randint(0, 20)}.50"}
+        if rng.random() < 0.5:
+            body["is_active"] = rng.random() < 0.5
+        if rng.random() < 0.5:
+            body["tags"] = rng.sample(TAGS, rng.randint(0, 3))
+        response = await client.patch(f"/items/{item_id}", json=body, headers=user.headers)
+        assert response.status_code in (200, 503), response.text  # 503: a lock wait ran out
+
+    for _ in range(3):
+        await asyncio.gather(*(change(rng.choice(ids)) for _ in range(40)))
+
+    async with database.transaction() as session:
+        rows = (
+            await session.execute(
+                select(Tag.name, Item.id, Item.price, Item.is_active)
+                .join(item_tags, item_tags.c.tag_id == Tag.id)
+                .join(Item, Item.id == item_tags.c.item_id)
+            )
+        ).all()
+    assert rows, "nothing was tagged: nothing was checked"
+    for tag in TAGS:
+        for sort, descending in (("-price", True), ("price", False)):
+            matches = [
+                (price, item_id)
+                for name, item_id, price, active in rows
+                if name == tag and active and Decimal("2") <= price <= Decimal("15")
+            ]
+            matches.sort(key=lambda m: (-m[0] if descending else m[0], m[1]))
+            params = {"tag": tag, "sort": sort, "is_active": "true", "count": "true"}
+            params |= {"min_price": "2", "max_price": "15", "limit": "100"}
+            response = await client.get("/items", params=params)
+            assert response.status_code == 200, response.text
+            assert [item["id"] for item in response.json()] == [m[1] for m in matches]
+            assert response.headers["x-total-count"] == str(len(matches))
+    if database.backend.name == "postgresql":
+        async with database.transaction() as session:
+            stale = await session.scalar(
+                text(
+                    "SELECT count(*) FROM item_tags l JOIN items i ON i.id = l.item_id"
+                    " WHERE (l.price, l.is_active) IS DISTINCT FROM (i.price, i.is_active)"
+                )
+            )
+        assert stale == 0

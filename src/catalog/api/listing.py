@@ -29,7 +29,8 @@ from catalog.cursors import CursorCodec, InvalidCursorError
 from catalog.errors import CatalogError
 from catalog.pagination import InvalidSortError, SortKey, parse_sort
 from catalog.schemas import Text, normalize_tag_name
-from catalog.services.item_listing import ITEM_SORT_FIELDS, ItemFilters, ItemListQuery, ItemPage
+from catalog.services.item_filters import ItemFilters
+from catalog.services.item_listing import ITEM_SORT_FIELDS, ItemListQuery, ItemPage
 
 MAX_QUERY_LENGTH = 200
 # `q` needs a word of 3 letters or digits: the trigram index (pg_trgm) finds nothing to

@@ -14,7 +14,8 @@ here is how statements are *run* and what the engine can do in one statement:
 - what the planner cannot do, which list statements work around: `indexes_place_nulls`
   (an index can give NULLs where a sort puts them), `value_statistics` (the planner knows
   how many rows a range holds), `name_trigram_table` (`q` has the trigram table of
-  `db/name_search.py` to find candidates in, through a probe);
+  `db/name_search.py` to find candidates in, through a probe), `links_by_price` (each
+  tag's links are indexed by their item's price, `models.tag_links`);
 - engine options and per-connection set-up.
 """
 
@@ -67,6 +68,7 @@ class Backend:
     indexes_place_nulls: ClassVar[bool]
     value_statistics: ClassVar[bool]
     name_trigram_table: ClassVar[bool]
+    links_by_price: ClassVar[bool]
 
     def engine_options(self, settings: Settings, *, asynchronous: bool) -> dict[str, Any]:
         """Keyword arguments for create_engine / create_async_engine."""
@@ -119,6 +121,7 @@ class PostgreSQL(Backend):
     indexes_place_nulls = True  # NULLS FIRST/LAST indexes (migration 0008)
     value_statistics = True  # histograms and most common values (ANALYZE)
     name_trigram_table = False  # q reads the pg_trgm index (0002) through the plan itself
+    links_by_price = True  # migration 0015
 
     def engine_options(self, settings: Settings, *, asynchronous: bool) -> dict[str, Any]:
         options = super().engine_options(settings, asynchronous=asynchronous) | {
@@ -309,6 +312,7 @@ class SQLite(Backend):
     # sqlite_stat1 only (Python's SQLite has no STAT4): any range is taken for 1/64.
     value_statistics = False
     name_trigram_table = True  # migration 0011
+    links_by_price = False
 
     def configure(self, engine: Engine, settings: Settings) -> None:
         busy_timeout_ms = int(settings.sqlite_busy_timeout_ms)

@@ -23,7 +23,7 @@ from catalog.db.engine import create_sync_engine
 from catalog.db.types import StringList, UTCDateTime
 from catalog.migrations import online
 from catalog.migrations.online import MIGRATION_LOCK_KEY, release_session_lock
-from catalog.models import UNMODELLED_ON_POSTGRESQL
+from catalog.models import UNMODELLED_LINK_COLUMNS, UNMODELLED_ON_POSTGRESQL
 
 # The models' metadata; a test may compare against another (runner.revision).
 target_metadata = context.config.attributes.get("target_metadata", Base.metadata)
@@ -57,7 +57,9 @@ def _include_object(
     if type_ == "table" and reflected and name and name_search.is_search_table(name):
         return False  # SQLite's FTS5 index of names (0011) and its shadow tables: no model
     if reflected and name in UNMODELLED_ON_POSTGRESQL:
-        return False  # PostgreSQL's folded names (0014): kept by a trigger, no model
+        return False  # PostgreSQL's folded names (0014), links' copies (0015): no model
+    if type_ == "column" and reflected and name in UNMODELLED_LINK_COLUMNS:
+        return getattr(getattr(obj, "table", None), "name", None) != "item_tags"
     if info.get("postgresql_only"):
         return context.get_context().dialect.name == "postgresql"
     if info.get("sqlite_only"):

@@ -22,6 +22,7 @@ from catalog.seed.data import ItemRow, UserRow
 
 NULL = "\\N"  # NULL in COPY's text format
 SYNC_TRIGGER = "item_tags_sync_insert"  # keeps items.tag_ids in step (migration 0007)
+COPY_TRIGGER = "item_tags_copy_item"  # copies the item's price and is_active (0015)
 
 T = TypeVar("T")
 
@@ -203,29 +204,35 @@ class PostgresWriter(Writer):
             for batch in batched(rows, self.batch_size):
                 lines = []
                 for item_id, name, description, cents, active, created_at, owner, tags in batch:
+                    price_active = f"{cents // 100}.{cents % 100:02d}\t{'t' if active else 'f'}"
                     lines.append(
                         f"{item_id}\t{name}\t{description if description is not None else NULL}\t"
-                        f"{cents // 100}.{cents % 100:02d}\t{'t' if active else 'f'}\t"
+                        f"{price_active}\t"
                         f"{created_at}\t{owner}\t{{{','.join(map(str, sorted(tags)))}}}\n"
                     )
                     for tag in tags:
-                        links.write(f"{item_id}\t{tag}\n")
+                        links.write(f"{item_id}\t{tag}\t{price_active}\n")
                     links_total += len(tags)
                 copy.write("".join(lines))
                 self.progress.advance("items", len(batch))
         self.progress.start("item tags", links_total)
         data = links.getvalue()
         chunk = 1 << 20
-        # The items' tag_ids were written with them: the trigger that keeps tag_ids in step
-        # with item_tags would rewrite every new item once more (doubling the table).
+        # The items' tag_ids were written with them, and the links' copies of price and
+        # is_active are written here: the triggers that keep both in step would rewrite
+        # every new item once more (doubling the table) and lock each link's item.
         # These items are new and the tables locked, so nothing else can link to them.
-        self.connection.execute(text(f"ALTER TABLE item_tags DISABLE TRIGGER {SYNC_TRIGGER}"))
-        with cursor.copy("COPY item_tags (item_id, tag_id) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        triggers = (SYNC_TRIGGER, COPY_TRIGGER)
+        for trigger in triggers:
+            self.connection.execute(text(f"ALTER TABLE item_tags DISABLE TRIGGER {trigger}"))
+        copy_sql = "COPY item_tags (item_id, tag_id, price, is_active) FROM STDIN"
+        with cursor.copy(copy_sql) as copy:  # type: ignore[attr-defined]
             for offset in range(0, len(data), chunk):
                 part = data[offset : offset + chunk]
                 copy.write(part)
                 self.progress.advance("item tags", part.count("\n"))
-        self.connection.execute(text(f"ALTER TABLE item_tags ENABLE TRIGGER {SYNC_TRIGGER}"))
+        for trigger in triggers:
+            self.connection.execute(text(f"ALTER TABLE item_tags ENABLE TRIGGER {trigger}"))
         return links_total
 
 

@@ -14,16 +14,11 @@ picks the shape: how many candidates a `q` has, how wide a creation range is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
-import orjson
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Integer,
     bindparam,
@@ -39,13 +34,11 @@ from catalog.db.name_search import trigram_candidates
 from catalog.db.types import (
     carries_tags,
     carries_tags_checked,
-    contains_pattern,
     folded_contains,
-    unindexed,
 )
 from catalog.db.unit_of_work import UnitOfWork
 from catalog.errors import NotFoundError
-from catalog.models import Item, is_valid_id, item_tags
+from catalog.models import Item, is_valid_id, tag_links
 from catalog.pagination import (
     SortField,
     SortKey,
@@ -54,8 +47,9 @@ from catalog.pagination import (
     order_by,
     row_key,
 )
-from catalog.schemas import PRICE_LIMIT, ItemRead
-from catalog.services import tag_lookup
+from catalog.schemas import ItemRead
+from catalog.services import link_walk, tag_lookup
+from catalog.services.item_filters import COMPARISONS, WALKED, ItemFilters
 from catalog.services.item_rows import ITEM_COLUMNS, tag_names_column, to_item_read
 from catalog.services.tag_lookup import still_named
 from catalog.services.tags import TAG_NOT_FOUND
@@ -70,78 +64,10 @@ ITEM_SORT_FIELDS: dict[str, SortField] = {
         Item.updated_at, nullable=True, decode=decode_datetime, encode=encode_value
     ),
 }
-# Optional filters that are a plain comparison against one bound value.
-_COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
-    "owner_id": lambda p: Item.owner_id == p,
-    "is_active": lambda p: Item.is_active == p,
-    "min_price": lambda p: Item.price >= p,
-    "max_price": lambda p: Item.price <= p,
-    "created_after": lambda p: Item.created_at >= p,
-    "created_before": lambda p: Item.created_at <= p,
-}
-# The creation range tested row by row (SQLite: `_wide_creation_range`).
-_WALKED: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
-    "created_after": lambda p: unindexed(Item.created_at) >= p,
-    "created_before": lambda p: unindexed(Item.created_at) <= p,
-}
 # More rows than this in a creation range, and a page sorted by name or price walks that
 # sort's index rather than the range's (`_wide_creation_range`).
 WIDE_RANGE_ROWS = 20_000
 Scope = Literal["all", "owner", "tag"]
-CENT = Decimal("0.01")
-MAX_PRICE = PRICE_LIMIT - CENT  # the largest storable price
-
-
-@dataclass(frozen=True)
-class ItemFilters:
-    """What a client may filter item lists by; every bound is inclusive."""
-
-    q: str | None = None
-    tags: tuple[str, ...] = ()
-    owner_id: int | None = None
-    is_active: bool | None = None
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-    def canonical(self) -> str:
-        """A stable text form, so a cursor can be bound to exactly this filter set."""
-        data = {k: encode_value(v) for k, v in self.__dict__.items() if v not in (None, ())}
-        data["tags"] = sorted(set(self.tags))
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-
-    def price_bounds(self) -> tuple[Decimal | None, Decimal | None] | None:
-        """The price bounds in whole cents, None where a bound excludes nothing.
-
-        Prices are whole cents below 10^10, so rounding a lower bound up and an upper
-        bound down is exact, and keeps any bound a client sends (1e-9999, 1e9999)
-        representable as the column's NUMERIC(12, 2). None: no price can match.
-        """
-        low, high = self.min_price, self.max_price
-        if low is not None:
-            if low > MAX_PRICE:
-                return None
-            low = None if low <= 0 else low.quantize(CENT, rounding=ROUND_CEILING)
-        if high is not None:
-            if high < 0:
-                return None
-            high = None if high >= MAX_PRICE else high.quantize(CENT, rounding=ROUND_FLOOR)
-        return low, high
-
-    def matches_nothing(self) -> bool:
-        """True when no row can match (an impossible owner id or price range)."""
-        bad_owner = self.owner_id is not None and not is_valid_id(self.owner_id)
-        return bad_owner or self.price_bounds() is None
-
-    def parameters(self) -> dict[str, Any]:
-        """The bound values (tags apart: see `_tag_ids`); their names determine the shape."""
-        values = {name: getattr(self, name) for name in _COMPARISONS}
-        values["min_price"], values["max_price"] = self.price_bounds() or (None, None)
-        params: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
-        if self.q:
-            params["q"] = contains_pattern(self.q)
-        return params
 
 
 def _conditions(
@@ -164,7 +90,7 @@ def _conditions(
         tagged = carries_tags if counting or len(ids) > 1 else carries_tags_checked
         where.append(tagged(Item.id, Item.tag_ids, *ids))
         where.extend(still_named(ids))
-    comparisons = _COMPARISONS | (_WALKED if "created_walk" in names else {})
+    comparisons = COMPARISONS | (WALKED if "created_walk" in names else {})
     where.extend(build(bindparam(name)) for name, build in comparisons.items() if name in names)
     return where
 
@@ -177,6 +103,7 @@ def _page_query(
     sort: SortKey,
     keyset_nulls: tuple[bool, ...] | None,
     split_nulls: bool,
+    via_links: bool = False,
 ) -> CompiledQuery:
     """The page statement for one request shape; `keyset_nulls` None means offset paging.
 
@@ -184,10 +111,17 @@ def _page_query(
     alone get their other columns and tag names: otherwise the database computes tags for
     every row an OFFSET skips (seconds at depth 900,000), and an index holding the sort key
     and the filtered columns could not answer the cut by itself (an index-only scan).
+    `via_links`: cut from the tag's links (`link_walk`).
     """
     keys = {name for name, _ in sort.fields} | {"id"}
-    key_columns = [field.column for name, field in ITEM_SORT_FIELDS.items() if name in keys]
-    where = _conditions(scope, names, tag_ids)
+    fields = ITEM_SORT_FIELDS
+    if via_links:
+        fields = link_walk.link_sort_fields(ITEM_SORT_FIELDS)
+        key_columns: list[Any] = list(link_walk.KEY_COLUMNS)
+        where = link_walk.link_conditions(names, tag_ids)
+    else:
+        key_columns = [field.column for name, field in fields.items() if name in keys]
+        where = _conditions(scope, names, tag_ids)
     after: list[Any] | None = None
     if keyset_nulls is not None:
         # NULL keys change the SQL (IS NULL instead of a comparison), hence part of the shape.
@@ -196,13 +130,13 @@ def _page_query(
             for i, ((name, _), is_null) in enumerate(zip(sort.fields, keyset_nulls, strict=True))
         ]
     if split_nulls:
-        rows = null_split_page(sort, ITEM_SORT_FIELDS, key_columns, where, after)
+        rows = null_split_page(sort, fields, key_columns, where, after)
     else:
-        page = select(*key_columns).where(*where).order_by(*order_by(sort, ITEM_SORT_FIELDS))
+        page = select(*key_columns).where(*where).order_by(*order_by(sort, fields))
         if after is None:
             page = page.offset(bindparam("offset"))
         else:
-            page = page.where(keyset_after(sort, ITEM_SORT_FIELDS, after))
+            page = page.where(keyset_after(sort, fields, after))
         rows = page.limit(bindparam("limit")).subquery("page")
     # The same order again outside: a subquery's order is not guaranteed to survive.
     outer_fields = {
@@ -219,21 +153,20 @@ def _page_query(
 
 
 @lru_cache(maxsize=256)
-def _count_query(scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...]) -> CompiledQuery:
+def _count_query(
+    scope: Scope, names: frozenset[str], tag_ids: tuple[int, ...], via_links: bool = False
+) -> CompiledQuery:
     """How many rows match, counting at most `count_cap` of them.
 
     The LIMIT stops the scan there: a total costs about what a page does, whatever the
     number of matches (an exact count of a million rows reads a million rows).
     """
     cap = bindparam("count_cap", type_=Integer)
-    if not names and scope != "owner" and len(tag_ids) == 1:
-        # One tag and nothing else: its links (the truth `tag_ids` copies) answer in an
-        # index-only walk of (tag_id, item_id), without visiting one item's row; through
-        # the items, each of the cap's rows cost a page of the table (27 ms at 1M).
-        tag_id = literal_column(str(int(tag_ids[0])), Integer)
-        rows = select(item_tags.c.item_id).where(
-            item_tags.c.tag_id == tag_id, *still_named([tag_id])
-        )
+    if via_links:
+        # One tag's links answer in an index-only walk of that tag's entries, without
+        # visiting one item's row; through the items, each of the cap's rows cost a page
+        # of the table (27 ms at 1M).
+        rows = select(tag_links.c.item_id).where(*link_walk.link_conditions(names, tag_ids))
     else:
         rows = select(Item.id).where(*_conditions(scope, names, tag_ids, counting=True))
     matches = rows.limit(cap).subquery("matches")
@@ -281,7 +214,7 @@ _NULL_PLACING_INDEXES: frozenset[tuple[tuple[str, bool], ...]] = frozenset({(), 
 
 @lru_cache(maxsize=4)
 def _range_probe(names: frozenset[str]) -> CompiledQuery:
-    rows = select(Item.id).where(*(_COMPARISONS[name](bindparam(name)) for name in sorted(names)))
+    rows = select(Item.id).where(*(COMPARISONS[name](bindparam(name)) for name in sorted(names)))
     matches = rows.limit(bindparam("probe", type_=Integer)).subquery("in_range")
     return CompiledQuery(select(func.count().label("found")).select_from(matches))
 
@@ -297,7 +230,7 @@ async def _wide_creation_range(uow: UnitOfWork, params: dict[str, Any], sort: So
     orders: ids and creation dates follow creation, so that walk would pass every row
     before the range first.
     """
-    present = frozenset(name for name in _WALKED if name in params)
+    present = frozenset(name for name in WALKED if name in params)
     if not present or sort.fields[0][0] not in ("name", "price"):
         return False
     row = await uow.fetch_one(_range_probe(present), **params, probe=WIDE_RANGE_ROWS + 1)
@@ -356,17 +289,20 @@ async def _page(
     )
     # One row beyond the page tells whether a next page exists.
     page_params = params | tag_names | {"limit": query.limit + 1}
+    backend = uow.backend
+    via_links = link_walk.walks_links(backend, scope, names, tag_ids, query.sort)
     if query.after is None:
-        statement = _page_query(scope, names, tag_ids, query.sort, None, split_nulls)
+        statement = _page_query(scope, names, tag_ids, query.sort, None, split_nulls, via_links)
         page_params["offset"] = query.skip
     else:
         nulls = tuple(value is None for value in query.after)
-        statement = _page_query(scope, names, tag_ids, query.sort, nulls, split_nulls)
+        statement = _page_query(scope, names, tag_ids, query.sort, nulls, split_nulls, via_links)
         page_params |= {f"k_{i}": v for i, v in enumerate(query.after) if v is not None}
     total = None
     if query.with_total:
         # The count runs beside the page, not before it: a request waits for the slower.
-        count = _count_query(scope, count_names, tag_ids)
+        counts_links = link_walk.walks_links(backend, scope, count_names, tag_ids)
+        count = _count_query(scope, count_names, tag_ids, counts_links)
         count_params = params | tag_names | {"count_cap": query.count_limit + 1}
         counted_rows, rows = await uow.fetch_beside(count, count_params, statement, page_params)
         counted = int(counted_rows[0]["total"]) if counted_rows else 0
