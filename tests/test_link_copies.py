@@ -70,6 +70,30 @@ def test_links_copy_their_items_price_and_is_active_however_written(tmp_path: Pa
         ]
 
 
+def test_a_copy_written_by_hand_is_read_again_from_its_item(tmp_path: Path) -> None:
+    with migrated_postgresql(tmp_path) as (_, engine), engine.begin() as connection:
+        _start(connection)
+        connection.execute(text("INSERT INTO item_tags (item_id, tag_id) VALUES (1, 1)"))
+        connection.execute(text("UPDATE item_tags SET price = 0, is_active = false"))
+        assert _copies(connection) == [(1, 1, Decimal("10.00"), True)]
+
+
+def test_a_price_change_writes_its_item_once(tmp_path: Path) -> None:
+    """The links' update must not make 0007's trigger rewrite the item's tag_ids again
+    (and lock it FOR UPDATE): one row version of the item per change."""
+    updated = text("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = :table")
+    with migrated_postgresql(tmp_path) as (_, engine), engine.begin() as connection:
+        _start(connection)
+        connection.execute(text("INSERT INTO item_tags (item_id, tag_id) VALUES (1, 1), (1, 2)"))
+        items_before = connection.execute(updated, {"table": "items"}).scalar_one()
+        links_before = connection.execute(updated, {"table": "item_tags"}).scalar_one()
+        connection.execute(text("UPDATE items SET price = 12 WHERE id = 1"))
+        items_after = connection.execute(updated, {"table": "items"}).scalar_one()
+        links_after = connection.execute(updated, {"table": "item_tags"}).scalar_one()
+        assert (items_after - items_before, links_after - links_before) == (1, 2)
+        assert connection.execute(_STALE).scalar_one() == 0
+
+
 def test_a_link_to_no_item_is_refused_by_the_foreign_key(tmp_path: Path) -> None:
     """The copy trigger finds no item to copy from: the foreign key's error, not a NULL's."""
     with migrated_postgresql(tmp_path) as (_, engine), engine.begin() as connection:

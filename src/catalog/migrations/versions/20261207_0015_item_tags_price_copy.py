@@ -12,17 +12,23 @@ tag's links in price order: the page reads its 51 entries (0.65 -> 0.03 ms at 1M
 the capped total counts entries of that tag alone, at any table size.
 
 Triggers keep the copy exact whatever writes (the service, an import, psql):
-- a new link reads its item's values with FOR SHARE: a concurrent change of the item's
-  price or is_active commits first and is read, or waits for this transaction to commit
-  and then updates the link itself;
+- a link written (inserted, or updated in any column) reads its item's values with FOR
+  SHARE: a concurrent change of the item's price or is_active commits first and is read,
+  or waits for this transaction to commit and then updates the link itself;
 - an item whose price or is_active changes updates its links (AFTER ROW: the links its
-  own statement wrote are there by then).
+  own statement wrote are there by then). That trigger goes in first: a link written
+  between the two is NULL until the backfill, never stale.
+0007's trigger recomputed items.tag_ids for every item whose links an UPDATE touched, so
+each price change rewrote (and locked FOR UPDATE) its item a second time, and the backfill
+every item: an UPDATE of links now recomputes only the items whose (item_id, tag_id) pairs
+changed.
 No model: SQLite lists one tag's items through its own indexes; the drift check leaves the
 two columns, their CHECK and the index to this migration and its tests.
 
 Online: the columns are added without a default (no rewrite) under a short, retried lock
-timeout; the triggers go in before the backfill; the backfill fills the links still NULL
-of 1,000 items per transaction, having locked those items first (FOR SHARE, in id order):
+timeout; the triggers go in before the backfill; the backfill makes the links of 1,000
+items per transaction equal to their items (NULL or not: a rerun repairs whatever a
+stopped run left), having locked those items first (FOR SHARE, in id order):
 an item's change, whose trigger updates its links in another order than the backfill's,
 would otherwise deadlock with it. The NOT NULL guarantee is a CHECK added NOT VALID, then
 validated; the index is built CONCURRENTLY. Every step can run again.
@@ -52,6 +58,39 @@ SQUAWK_IGNORE = {
 PRICE_INDEX = "ix_item_tags_tag_id_price_item_id"
 NOT_NULL = "ck_item_tags_copies_not_null"
 
+# 0007's function, whose UPDATE branch 0015 narrows to the pairs that changed.
+_SYNC_FUNCTION = """
+CREATE OR REPLACE FUNCTION items_sync_tag_ids() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed integer[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        changed := ARRAY(SELECT DISTINCT item_id FROM new_links);
+    ELSIF TG_OP = 'DELETE' THEN
+        changed := ARRAY(SELECT DISTINCT item_id FROM old_links);
+    ELSE
+        {update_branch}
+    END IF;
+    PERFORM 1 FROM items WHERE id IN (SELECT unnest(changed)) ORDER BY id FOR UPDATE;
+    UPDATE items SET tag_ids = coalesce(
+        (SELECT array_agg(l.tag_id ORDER BY l.tag_id) FROM item_tags l WHERE l.item_id = items.id),
+        '{{}}')
+    WHERE id IN (SELECT unnest(changed));
+    RETURN NULL;
+END
+$$"""
+_SYNC_UPDATE_0007 = (
+    "changed := ARRAY(SELECT item_id FROM old_links UNION SELECT item_id FROM new_links);"
+)
+_SYNC_UPDATE = """changed := ARRAY(
+            SELECT item_id FROM (SELECT item_id, tag_id FROM old_links
+                                 EXCEPT SELECT item_id, tag_id FROM new_links) AS gone
+            UNION
+            SELECT item_id FROM (SELECT item_id, tag_id FROM new_links
+                                 EXCEPT SELECT item_id, tag_id FROM old_links) AS came);
+        IF cardinality(changed) = 0 THEN
+            RETURN NULL;  -- only the copies changed
+        END IF;"""
 _LINK_FUNCTION = """
 CREATE OR REPLACE FUNCTION item_tags_copy_item() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -72,24 +111,24 @@ BEGIN
     RETURN NULL;
 END
 $$"""
+# In this order (see the docstring).
 _TRIGGERS = {
-    "item_tags_copy_item": (
-        "BEFORE INSERT OR UPDATE OF item_id ON item_tags FOR EACH ROW"
-        " EXECUTE FUNCTION item_tags_copy_item()"
-    ),
     "items_copy_to_links": (
         "AFTER UPDATE OF price, is_active ON items FOR EACH ROW"
         " WHEN (OLD.price IS DISTINCT FROM NEW.price OR OLD.is_active IS DISTINCT FROM"
         " NEW.is_active) EXECUTE FUNCTION items_copy_to_links()"
     ),
+    "item_tags_copy_item": (
+        "BEFORE INSERT OR UPDATE ON item_tags FOR EACH ROW EXECUTE FUNCTION item_tags_copy_item()"
+    ),
 }
-_TRIGGER_TABLES = {"item_tags_copy_item": "item_tags", "items_copy_to_links": "items"}
+_TRIGGER_TABLES = {"items_copy_to_links": "items", "item_tags_copy_item": "item_tags"}
 _BACKFILL = """
 PERFORM 1 FROM items WHERE id >= lo AND id < hi ORDER BY id FOR SHARE;
 UPDATE item_tags l SET price = i.price, is_active = i.is_active
 FROM items i
 WHERE i.id = l.item_id AND l.item_id >= lo AND l.item_id < hi
-  AND (l.price IS NULL OR l.is_active IS NULL);"""
+  AND (l.price, l.is_active) IS DISTINCT FROM (i.price, i.is_active);"""
 
 
 def upgrade() -> None:
@@ -99,6 +138,7 @@ def upgrade() -> None:
         "ALTER TABLE item_tags ADD COLUMN IF NOT EXISTS price numeric(12, 2),"
         " ADD COLUMN IF NOT EXISTS is_active boolean"
     )
+    op.execute(sa.text(_SYNC_FUNCTION.format(update_branch=_SYNC_UPDATE)))
     op.execute(sa.text(_LINK_FUNCTION))
     op.execute(sa.text(_ITEM_FUNCTION))
     for name, definition in _TRIGGERS.items():
@@ -127,6 +167,7 @@ def downgrade() -> None:
         online.alter_table(f"DROP TRIGGER IF EXISTS {name} ON {table}")
     op.execute(sa.text("DROP FUNCTION IF EXISTS item_tags_copy_item()"))
     op.execute(sa.text("DROP FUNCTION IF EXISTS items_copy_to_links()"))
+    op.execute(sa.text(_SYNC_FUNCTION.format(update_branch=_SYNC_UPDATE_0007)))
     online.alter_table(
         "ALTER TABLE item_tags DROP COLUMN IF EXISTS price, DROP COLUMN IF EXISTS is_active"
     )
