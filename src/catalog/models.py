@@ -160,12 +160,13 @@ tag_links = table(
 )
 
 
-# "Carries all these tags" on PostgreSQL: tag_ids @> ARRAY[...] in one probe (intarray).
+# "Carries all these tags" on PostgreSQL: tag_ids @> ARRAY[...] in one probe, with the
+# built-in array operators, whose GIN scans skip through long posting lists (0016).
 Index(
-    "ix_items_tag_ids",
+    "ix_items_tag_ids_array",
     Item.tag_ids,
     postgresql_using="gin",
-    postgresql_ops={"tag_ids": "gin__int_ops"},
+    postgresql_ops={"tag_ids": "array_ops"},
     info={"postgresql_only": True},
 ).ddl_if(dialect="postgresql")
 

@@ -204,7 +204,7 @@ def _empty_int_list_sqlite(element: empty_int_list, compiler: SQLCompiler, **kw:
 class carries_tags(FunctionElement[bool]):
     """`carries_tags(items.id, items.tag_ids, tag_id, ...)`: the item has every tag id.
 
-    PostgreSQL reads the item's own `tag_ids` (one probe of its intarray GIN index; an
+    PostgreSQL reads the item's own `tag_ids` (one probe of its GIN index; an
     unknown tag, a NULL id, becomes 0, which no item carries); SQLite checks the join table:
     one `IN` over the intersection of the tags' links (`_carries_tags_sqlite`), which the
     planner may use to drive the query (fetch the listed items by rowid).
@@ -233,7 +233,9 @@ class carries_tags_checked(carries_tags):
 def _carries_tags_pg(element: carries_tags, compiler: SQLCompiler, **kw: Any) -> str:
     _, tag_ids, *wanted = (compiler.process(c, **kw) for c in element.clauses)
     ids = ", ".join(f"coalesce({w}, 0)" for w in wanted)
-    return f"({tag_ids} @> CAST(ARRAY[{ids}] AS INTEGER[]))"
+    # The built-in operator, which intarray's `@>` for int[] shadows: its GIN index skips
+    # through posting lists (migration 0016).
+    return f"({tag_ids} OPERATOR(pg_catalog.@>) CAST(ARRAY[{ids}] AS INTEGER[]))"
 
 
 @compiles(carries_tags, "sqlite")

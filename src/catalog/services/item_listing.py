@@ -82,8 +82,8 @@ def _conditions(
         where.append(folded_contains(Item.name, bindparam("q")))
     if tag_ids:
         # Literal ids, not parameters: the planner then knows how common each tag is
-        # (intarray's statistics) and picks the GIN probe for rare tags, the sort index
-        # for common ones. A parameter (or a subquery) would be a flat 0.5% guess.
+        # (the column's most common elements) and picks the GIN probe for rare tags, the
+        # sort index for common ones. A parameter (or a subquery) would be a flat guess.
         ids = [literal_column(str(int(i)), Integer) for i in tag_ids]
         # A page of one tag walks its sort's index, testing the tag (SQLite); a count, or
         # an intersection of tags (few items), may start from the tags' links instead.
