@@ -20,17 +20,27 @@ from catalog.db.types import contains_pattern, unindexed
 from catalog.models import Item, is_valid_id
 from catalog.schemas import PRICE_LIMIT
 
+Comparisons = dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]]
+
+
+def price_and_activity(price: Any, is_active: Any) -> Comparisons:
+    """The price range and is_active filters, on these columns (the item's, or a copy)."""
+    return {
+        "is_active": lambda p: is_active == p,
+        "min_price": lambda p: price >= p,
+        "max_price": lambda p: price <= p,
+    }
+
+
 # Optional filters that are a plain comparison against one bound value.
-COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+COMPARISONS: Comparisons = {
     "owner_id": lambda p: Item.owner_id == p,
-    "is_active": lambda p: Item.is_active == p,
-    "min_price": lambda p: Item.price >= p,
-    "max_price": lambda p: Item.price <= p,
+    **price_and_activity(Item.price, Item.is_active),
     "created_after": lambda p: Item.created_at >= p,
     "created_before": lambda p: Item.created_at <= p,
 }
 # The creation range tested row by row (SQLite: `item_listing._wide_creation_range`).
-WALKED: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+WALKED: Comparisons = {
     "created_after": lambda p: unindexed(Item.created_at) >= p,
     "created_before": lambda p: unindexed(Item.created_at) <= p,
 }

@@ -10,23 +10,18 @@ entries alone. Everywhere, a total of one tag with no other filter counts its li
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Integer, bindparam, literal_column
+from sqlalchemy import ColumnElement, Integer, bindparam, literal_column
 
 from catalog.db.backends import Backend
 from catalog.models import tag_links
 from catalog.pagination import SortField, SortKey
+from catalog.services.item_filters import price_and_activity
 from catalog.services.tag_lookup import still_named
 
-# The filters a link can test by itself (0015), each against one bound value.
-_LINK_COMPARISONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
-    "is_active": lambda p: tag_links.c.is_active == p,
-    "min_price": lambda p: tag_links.c.price >= p,
-    "max_price": lambda p: tag_links.c.price <= p,
-}
+# The filters a link can test by itself (0015), on its copies of the item's columns.
+_LINK_COMPARISONS = price_and_activity(tag_links.c.price, tag_links.c.is_active)
 # The sort the index gives (the id breaks ties, in either direction of price).
 _PRICE_SORTS = frozenset({(("price", False), ("id", False)), (("price", True), ("id", False))})
 # The page's keys under the names the outer statement joins and orders by.
