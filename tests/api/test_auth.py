@@ -5,6 +5,7 @@ Login is the OAuth2 password flow: form fields `username` (the email) and `passw
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -287,7 +288,9 @@ async def test_issued_tokens_live_for_access_token_expire_minutes(
 
 
 def _move_jwt_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """PyJWT's clock (it reads `datetime.now(tz=timezone.utc)` to check `exp`), moved."""
+    """PyJWT's clock (it reads `datetime.now(tz=timezone.utc)` to check `exp`) and the one
+    remembered tokens are checked against, moved."""
+    monkeypatch.setattr(security, "token_clock", lambda: time.time() + seconds)
 
     class Later(datetime):
         @classmethod
