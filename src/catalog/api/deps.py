@@ -69,6 +69,10 @@ async def get_unit_of_work(request: Request) -> UnitOfWork:
 async def get_reading_unit_of_work(request: Request) -> UnitOfWork:
     """The unit of work of a route that only reads: it refuses writes, so it never holds
     a transaction, a connection or a writer turn past a statement, and needs no exit."""
+    return _reading_unit_of_work(request)
+
+
+def _reading_unit_of_work(request: Request) -> UnitOfWork:
     database: Database = request.app.state.database
     uow = database.unit_of_work(reads_only=True)
     if database.replicas is not None:
@@ -112,14 +116,18 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-async def get_current_user(
-    uow: ReadingUnitOfWorkDep, key: SigningKeyDep, token: TokenDep
-) -> AuthenticatedUser:
-    """The active user the bearer token names (one read, no transaction)."""
+async def get_current_user(request: Request, token: TokenDep) -> AuthenticatedUser:
+    """The active user the bearer token names (one read, no transaction).
+
+    The key and the reading unit of work are taken here, not as dependencies of their
+    own: FastAPI 0.165 recomputes each dependency's cache key on every request, and
+    this one is on every authenticated request.
+    """
+    key: str = request.app.state.signing_key
     claims = decode_access_token(token, key) if token else None
     if claims is None:
         raise AuthenticationError(INVALID_TOKEN)
-    user = await current_user(uow, claims, key)
+    user = await current_user(_reading_unit_of_work(request), claims, key)
     user_id_var.set(user.id)  # for the request's access log line
     return user
 
