@@ -16,7 +16,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Header, Request
 from starlette.responses import Response
 
-from catalog.api.deps import SettingsDep
 from catalog.api.responses import json_response
 from catalog.errors import PreconditionRequiredError
 from catalog.services.versions import MAX_EXPECTED_VERSIONS, Expected, Versioned
@@ -115,7 +114,7 @@ def documents_if_none_match() -> dict[str, Any]:
 
 
 async def if_match(
-    settings: SettingsDep,
+    request: Request,
     header: Annotated[
         str | None,
         Header(
@@ -125,7 +124,7 @@ async def if_match(
     ] = None,
 ) -> str | None:
     """The If-Match header; 428 when the server requires one and it is missing."""
-    if header is None and settings.require_if_match:
+    if header is None and request.app.state.settings.require_if_match:
         raise PreconditionRequiredError
     return header
 

@@ -23,8 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BeforeValidator
 from starlette.responses import Response
 
-from catalog.api.deps import MAX_PAGE_SIZE, MAX_SKIP, SettingsDep
+from catalog.api.deps import MAX_PAGE_SIZE, MAX_SKIP
 from catalog.api.responses import json_response
+from catalog.config import Settings
 from catalog.cursors import CursorCodec, InvalidCursorError
 from catalog.errors import CatalogError
 from catalog.pagination import InvalidSortError, SortKey, parse_sort
@@ -201,15 +202,8 @@ def _query_value(value: object) -> str:
     return str(value)
 
 
-async def get_cursor_codec(request: Request) -> CursorCodec:
-    """The app's cursor signer (built once from the secret key)."""
-    codec: CursorCodec = request.app.state.cursor_codec
-    return codec
-
-
 async def item_list_params(
     request: Request,
-    settings: SettingsDep,
     q: Annotated[
         Text | None,
         Query(
@@ -248,9 +242,14 @@ async def item_list_params(
             description="Send X-Total-Count (exact up to COUNT_EXACT_LIMIT) and X-Total-Count-Exact"
         ),
     ] = False,
-    codec: CursorCodec = Depends(get_cursor_codec),
 ) -> ItemListParams:
-    """The list query parameters (async: FastAPI runs sync dependencies in a thread)."""
+    """The list query parameters (async: FastAPI runs sync dependencies in a thread).
+
+    The settings and the cursor signer come from the app's state here, not as
+    dependencies: FastAPI 0.165 recomputes each dependency's cache key per request.
+    """
+    settings: Settings = request.app.state.settings
+    codec: CursorCodec = request.app.state.cursor_codec
     if q is not None and not _QUERY_WORD.search(q):
         message = f"q must contain at least {MIN_QUERY_WORD} consecutive letters or digits"
         raise _invalid("q", message, q)
