@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,8 @@ from bench.floor import APPS, SCENARIOS
 
 RATE = 500  # samples per second: enough for 1% resolution, light enough not to skew
 WARM_REQUESTS = 20  # bench.floor's warm-up requests per scenario
+MIDDLEWARE = "service middleware"
+_MIDDLEWARE_MODULE = re.compile(r"\(catalog/api/(?:middleware/)?(\w+)\.py")
 # (part, substrings of a frame "function (file:line)"), innermost first wins. Frames in
 # none of them (the standard library's json, hmac, contextlib...) go to their caller.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -55,7 +58,7 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "routing",
         ("matches (", "._match (", "effective_candidates", "_handle_selected", "Router.app ("),
     ),
-    ("service middleware", ("(catalog/api/middleware/", "(catalog/api/consistency.py")),
+    (MIDDLEWARE, ("(catalog/api/middleware/", "(catalog/api/consistency.py")),
     ("service code: routes, services, SQL", ("(catalog/",)),
     ("by-hand app code", ("(bench/by_hand.py",)),
     ("baseline app code", ("(bench/baseline.py",)),
@@ -72,6 +75,8 @@ def part_of(frames: Sequence[str]) -> str:
     for frame in reversed(frames):
         for part, needles in PARTS:
             if any(needle in frame for needle in needles):
+                if part == MIDDLEWARE and (module := _MIDDLEWARE_MODULE.search(frame)):
+                    return f"{MIDDLEWARE}: {module[1]}"  # each guard's own price
                 return part
     if any("(asyncio/" in frame or "(selectors.py" in frame for frame in frames):
         return EVENT_LOOP
@@ -116,7 +121,12 @@ def profile(app: str, scenario: str, args: argparse.Namespace, work: Path) -> Pa
 def table(scenario: str, tallies: dict[str, collections.Counter[str]], requests: int) -> str:
     """One scenario's parts, the apps side by side: µs per request and share."""
     apps = list(tallies)
-    order = [*dict.fromkeys(part for part, _ in PARTS), EVENT_LOOP, OTHER]
+    seen = sorted({part for counts in tallies.values() for part in counts})
+    order = []
+    for part in [*dict.fromkeys(part for part, _ in PARTS), EVENT_LOOP, OTHER]:
+        order += (
+            [p for p in seen if p.startswith(f"{MIDDLEWARE}:")] if part == MIDDLEWARE else [part]
+        )
     head = "| part | " + " | ".join(f"{app} µs | {app} %" for app in apps) + " |"
     rule = "|---|" + "--:|--:|" * len(apps)
     lines = [f"`{scenario}`", "", head, rule]
