@@ -160,6 +160,15 @@ def api_routes(routes: list[BaseRoute]) -> Iterator[APIRoute]:
             yield from api_routes(inner.routes)
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's unique id: its name (`generate_unique_id_function` of every router).
+
+    It names the operation and the models FastAPI makes for it (a form body is
+    `Body_<id>`): generated clients name their methods and types after them.
+    """
+    return route.name
+
+
 def install_openapi(app: FastAPI, documented: Documented) -> None:
     """Document the errors of every route (`document_errors`) and publish their schemas."""
     document_errors(app, documented)

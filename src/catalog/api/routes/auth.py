@@ -15,13 +15,13 @@ from catalog.api.deps import (
     SigningKeyDep,
     UnitOfWorkDep,
 )
-from catalog.api.openapi import errors
+from catalog.api.openapi import errors, operation_id
 from catalog.api.responses import NO_STORE, json_response
 from catalog.schemas import Token
 from catalog.security import create_access_token, credential_stamp
 from catalog.services import users
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], generate_unique_id_function=operation_id)
 
 
 @router.post(

@@ -10,12 +10,12 @@ from starlette.responses import Response
 
 from catalog.api.deps import ReadingUnitOfWorkDep, SettingsDep
 from catalog.api.errors import unavailable_response
-from catalog.api.openapi import errors
+from catalog.api.openapi import errors, operation_id
 from catalog.api.responses import json_response
 from catalog.schemas import Health
 from catalog.services.health import ping
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], generate_unique_id_function=operation_id)
 logger = logging.getLogger("catalog.api")
 READY_TIMEOUT_SECONDS = 2.0
 

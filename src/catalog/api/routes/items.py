@@ -17,12 +17,12 @@ from catalog.api.conditional import (
 from catalog.api.deps import CurrentUser, ReadingUnitOfWorkDep, UnitOfWorkDep
 from catalog.api.idempotency import IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
-from catalog.api.openapi import errors
+from catalog.api.openapi import errors, operation_id
 from catalog.api.responses import no_content
 from catalog.schemas import ItemCreate, ItemRead, ItemUpdate
 from catalog.services import item_listing, items
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], generate_unique_id_function=operation_id)
 
 _NOT_FOUND = errors((404, "Item not found"))
 _WRITE_ERRORS = errors((403, "Not the owner, or inactive"), (404, "Item not found"))

@@ -14,13 +14,13 @@ from catalog.api.deps import (
 )
 from catalog.api.idempotency import IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
-from catalog.api.openapi import errors
+from catalog.api.openapi import errors, operation_id
 from catalog.api.responses import json_response, no_content
 from catalog.errors import NotFoundError
 from catalog.schemas import ItemRead, TagCreate, TagRead, normalize_tag_name
 from catalog.services import item_listing, tags
 
-router = APIRouter(prefix="/tags", tags=["tags"])
+router = APIRouter(prefix="/tags", tags=["tags"], generate_unique_id_function=operation_id)
 
 
 def _path_tag(name: str) -> str:

@@ -33,7 +33,7 @@ from catalog.api.deps import (
 )
 from catalog.api.idempotency import ANONYMOUS, IdempotencyKey, respond_once
 from catalog.api.listing import LIST_RESPONSES, ItemListDep
-from catalog.api.openapi import errors
+from catalog.api.openapi import errors, operation_id
 from catalog.api.responses import NO_STORE, json_response, no_content
 from catalog.errors import PermissionDeniedError
 from catalog.schemas import ItemRead, UserCreate, UserRead, UserUpdate, UserUpdateMe
@@ -48,7 +48,7 @@ class NotMeConvertor(StringConvertor):
 
 
 register_url_convertor("not_me", NotMeConvertor())
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], generate_unique_id_function=operation_id)
 _NOT_FOUND = (404, "No such user")
 _BUSY = (503, "Too many password checks in progress")
 
