@@ -134,6 +134,13 @@ hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN
 
 
 @pytest.fixture(autouse=True)
+def _forget_verified_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no token remembered as verified (`security.VerifiedTokens`):
+    one test's tokens must not skip the checks in another's."""
+    monkeypatch.setattr(security, "_verified_tokens", security.VerifiedTokens(size=1024))
+
+
+@pytest.fixture(autouse=True)
 def _restore_hashing_pool() -> Iterator[None]:
     """`create_app` sizes the process-wide hashing pool from its settings: a test that
     builds an app with `PASSWORD_HASH_QUEUE=0` must not leave that pool to the next one."""

@@ -11,16 +11,22 @@ import time
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
 
 from catalog import hooks
+from catalog.api import deps
 from catalog.db.compiled import CompiledQuery
 from catalog.db.replicas import Replica, ReplicaSet
 from catalog.db.unit_of_work import UnitOfWork
+from catalog.logs import user_id_var
 from catalog.models import User
+from catalog.security import create_access_token
 
 PRIMARY = cast(AsyncEngine, object())
+KEY = "k" * 32
 FORGED = 0xFFFFFFFF_FFFFFFFF  # "FFFFFFFF/FFFFFFFF", the furthest position there is
 assert FORGED is not None
 
@@ -87,3 +93,34 @@ async def test_a_forged_position_is_ignored_and_counted_by_the_unit_of_work() ->
         stop()
     assert used == [replica.engine, replica.engine]  # before: the primary, every time
     assert len(ignored) == 1
+
+
+async def test_the_token_check_and_the_route_read_through_one_unit_of_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One unit per request: with replicas, each unit checks X-Catalog-LSN (a forged one is
+    # counted, a fresh one may cost a round trip to the primary), so a second would
+    # check, and count, the same position twice.
+    made: list[object] = []
+
+    def unit_of_work(reads_only: bool) -> object:
+        made.append(object())
+        return made[-1]
+
+    database = SimpleNamespace(replicas=None, unit_of_work=unit_of_work)
+    app = SimpleNamespace(state=SimpleNamespace(database=database, signing_key=KEY))
+    request = Request({"type": "http", "app": app, "method": "GET", "headers": []})
+    checked_with: list[object] = []
+
+    async def current_user(uow: object, claims: object, key: str) -> Any:
+        checked_with.append(uow)
+        return SimpleNamespace(id=1)
+
+    monkeypatch.setattr(deps, "current_user", current_user)
+    token = create_access_token(1, KEY, 5, stamp="s")
+    reset = user_id_var.set(None)
+    try:
+        await deps.get_current_user(request, token)
+    finally:
+        user_id_var.reset(reset)
+    assert checked_with == [await deps.get_reading_unit_of_work(request)] == made

@@ -69,3 +69,13 @@ def test_the_memo_keeps_the_newest_tokens_up_to_its_size(fresh_memo: VerifiedTok
     assert len(fresh_memo) == 4
     assert fresh_memo.get(tokens[0], KEY) is None  # the oldest two went
     assert fresh_memo.get(tokens[-1], KEY) == TokenClaims(6, "s")
+
+
+def test_a_remembered_token_is_refused_while_the_clock_is_before_its_issue(
+    fresh_memo: VerifiedTokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyJWT refuses an `iat` in the future (a clock stepped back): so does the memo.
+    token = _token()
+    assert security.decode_access_token(token, KEY) is not None
+    monkeypatch.setattr(security, "token_clock", lambda: time.time() - 60)
+    assert fresh_memo.get(token, KEY) is None

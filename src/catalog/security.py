@@ -212,33 +212,35 @@ class VerifiedTokens:
 
     Checking a token's signature and claims (PyJWT) is about a tenth of an authenticated
     write's CPU, and a client sends the same token with every request. A (token, key)
-    pair verifies the same way every time, but for the expiry, which is read again at
-    each use. Only tokens that verified are kept, so garbage costs what it did.
+    pair verifies the same way every time but for its times, which are read again at
+    each use as PyJWT reads them: valid from `iat` (whole seconds) until before `exp`.
+    Only tokens that verified are kept, so garbage costs what it did. Used on the event
+    loop only (no lock).
     """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._verified: dict[tuple[str, str], tuple[TokenClaims, float]] = {}
+        self._verified: dict[tuple[str, str], tuple[TokenClaims, int, int]] = {}
 
     def __len__(self) -> int:
         return len(self._verified)
 
     def get(self, token: str, key: str) -> TokenClaims | None:
-        """The claims of `token` if it was verified with `key` and has not expired."""
+        """The claims of `token` if it was verified with `key` and is valid now."""
         found = self._verified.get((token, key))
         if found is None:
             return None
-        claims, expires = found
-        if token_clock() < expires:
+        claims, issued, expires = found
+        if issued <= token_clock() < expires:
             return claims
-        del self._verified[(token, key)]
+        self._verified.pop((token, key), None)
         return None
 
-    def put(self, token: str, key: str, claims: TokenClaims, expires: float) -> None:
+    def put(self, token: str, key: str, claims: TokenClaims, issued: int, expires: int) -> None:
         """Remember a verified token, forgetting the oldest past `size`."""
         if len(self._verified) >= self._size:
-            del self._verified[next(iter(self._verified))]
-        self._verified[(token, key)] = (claims, expires)
+            self._verified.pop(next(iter(self._verified)), None)
+        self._verified[(token, key)] = (claims, issued, expires)
 
 
 _verified_tokens = VerifiedTokens(size=1024)
@@ -254,10 +256,11 @@ def decode_access_token(token: str, key: str) -> TokenClaims | None:
             token, key, algorithms=[ALGORITHM], options={"require": ["sub", "pwd", "exp"]}
         )
         verified = TokenClaims(user_id=int(claims["sub"]), stamp=str(claims["pwd"]))
-        expires = float(claims["exp"])
-    except (jwt.InvalidTokenError, ValueError, TypeError):
+        # PyJWT's own reading of the times: whole seconds (`iat` is optional).
+        issued, expires = int(claims.get("iat", 0)), int(claims["exp"])
+    except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError):
         return None
-    _verified_tokens.put(token, key, verified, expires)
+    _verified_tokens.put(token, key, verified, issued, expires)
     return verified
 
 

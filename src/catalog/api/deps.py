@@ -72,11 +72,18 @@ async def get_reading_unit_of_work(request: Request) -> UnitOfWork:
     return _reading_unit_of_work(request)
 
 
+_READING_UNIT = "catalog.reading_unit_of_work"
+
+
 def _reading_unit_of_work(request: Request) -> UnitOfWork:
-    database: Database = request.app.state.database
-    uow = database.unit_of_work(reads_only=True)
-    if database.replicas is not None:
-        route_reads(request, uow)
+    # One per request, whoever asks (the route, the token check): with replicas, a unit
+    # checks the client's X-Catalog-LSN position once, and that may take a round trip.
+    uow: UnitOfWork | None = request.scope.get(_READING_UNIT)
+    if uow is None:
+        database: Database = request.app.state.database
+        uow = request.scope[_READING_UNIT] = database.unit_of_work(reads_only=True)
+        if database.replicas is not None:
+            route_reads(request, uow)
     return uow
 
 
