@@ -39,7 +39,8 @@ _ITEM_COUNT = CompiledQuery(
 async def list_tags(uow: UnitOfWork, *, skip: int, limit: int) -> list[TagRead]:
     """A page of tags ordered by name (code point order), each with its item count."""
     rows = await uow.fetch_all(_PAGE, skip=skip, limit=limit)
-    return [TagRead(id=r["id"], name=r["name"], item_count=r["item_count"]) for r in rows]
+    # Dict displays, not `TagRead(...)` calls (see `to_item_read`).
+    return [{"id": r["id"], "name": r["name"], "item_count": r["item_count"]} for r in rows]
 
 
 async def create_tag(uow: UnitOfWork, name: str) -> TagRead:
@@ -49,7 +50,7 @@ async def create_tag(uow: UnitOfWork, name: str) -> TagRead:
     except IntegrityError:
         raise ConflictError(TAG_EXISTS) from None
     assert row is not None
-    return TagRead(id=row["id"], name=name, item_count=0)
+    return {"id": row["id"], "name": name, "item_count": 0}
 
 
 async def rename_tag(uow: UnitOfWork, tag_id: int, name: str) -> TagRead:
@@ -67,7 +68,7 @@ async def rename_tag(uow: UnitOfWork, tag_id: int, name: str) -> TagRead:
     await uow.write(BUMP_ITEMS_WITH_TAG, tag_id=tag_id)  # their representation changed
     counted = await uow.fetch_one(_ITEM_COUNT, tag_id=tag_id)
     assert counted is not None  # an aggregate always returns its row
-    return TagRead(id=tag_id, name=name, item_count=counted["item_count"])
+    return {"id": tag_id, "name": name, "item_count": counted["item_count"]}
 
 
 async def get_tag_id(uow: UnitOfWork, name: str) -> int:

@@ -94,15 +94,15 @@ class Credentials(NamedTuple):
 
 
 def to_user_read(row: Mapping[Any, Any]) -> UserRead:
-    """Shape a result row as the API's User."""
-    return UserRead(
-        id=row["id"],
-        email=row["email"],
-        full_name=row["full_name"],
-        is_active=row["is_active"],
-        is_superuser=row["is_superuser"],
-        created_at=row["created_at"],
-    )
+    """Shape a result row as the API's User (a dict display: see `to_item_read`)."""
+    return {
+        "id": row["id"],
+        "email": row["email"],
+        "full_name": row["full_name"],
+        "is_active": row["is_active"],
+        "is_superuser": row["is_superuser"],
+        "created_at": row["created_at"],
+    }
 
 
 def _by_id() -> Any:
